@@ -1,0 +1,113 @@
+package actor_test
+
+import (
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/fairpool/ldappool/actor"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type msg struct {
+	n     int
+	reply chan int
+}
+
+func TestMessagesHandledInOrder(t *testing.T) {
+	var got []int // touched only by the handler
+	a := actor.Start(4, func(m msg) {
+		if m.reply != nil {
+			m.reply <- len(got)
+			return
+		}
+		if len(got) != m.n {
+			t.Errorf("message %d handled in position %d", m.n, len(got))
+		}
+		got = append(got, m.n)
+	})
+	for i := range 100 {
+		if !a.Send(msg{n: i}) {
+			t.Fatalf("Send(%d) = false before Stop", i)
+		}
+	}
+	var replies actor.Replies[int]
+	n, ok := actor.Call(a, &replies, func(c chan int) msg { return msg{reply: c} })
+	if !ok || n != 100 {
+		t.Fatalf("Call after 100 sends = %d, %v; want 100, true", n, ok)
+	}
+	a.Stop()
+	a.Wait()
+	if a.Send(msg{n: 1}) {
+		t.Fatal("Send after Stop = true; want false")
+	}
+	if a.TrySend(msg{n: 1}) {
+		t.Fatal("TrySend after Stop = true; want false")
+	}
+	if _, ok := actor.Call(a, &replies, func(c chan int) msg { return msg{reply: c} }); ok {
+		t.Fatal("Call after Stop reported a reply")
+	}
+}
+
+func TestSendUnblocksOnStop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		block := make(chan struct{})
+		a := actor.Start(0, func(msg) { <-block })
+		a.Send(msg{}) // the handler now blocks
+		sent := make(chan bool)
+		go func() { sent <- a.Send(msg{}) }()
+		synctest.Wait()
+		a.Stop()
+		if <-sent {
+			t.Fatal("a Send blocked on a full mailbox reported delivery after Stop")
+		}
+		close(block)
+		a.Wait()
+	})
+}
+
+func TestWaitWaitsForWorkers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var results []int
+		a := actor.Start(1, func(m msg) { results = append(results, m.n) })
+		for i := range 3 {
+			a.Go(func() {
+				time.Sleep(time.Duration(i+1) * time.Second) // simulated I/O
+				a.Send(msg{n: i})
+			})
+		}
+		time.Sleep(4 * time.Second)
+		synctest.Wait()
+		a.Stop()
+		a.Wait()
+		if len(results) != 3 {
+			t.Fatalf("worker results handled = %v; want 3 of them", results)
+		}
+	})
+}
+
+func TestAfterPostsAMessage(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fired := make(chan time.Time, 2)
+		a := actor.Start(1, func(msg) { fired <- time.Now() })
+		start := time.Now()
+		a.After(5*time.Second, msg{})
+		stopped := a.After(time.Second, msg{})
+		stopped.Stop()
+		if at := <-fired; at.Sub(start) != 5*time.Second {
+			t.Fatalf("timer fired after %v; want 5s", at.Sub(start))
+		}
+		late := a.After(time.Second, msg{})
+		a.Stop()
+		a.Wait()
+		time.Sleep(2 * time.Second) // past the timer: it must deliver nothing
+		synctest.Wait()
+		if len(fired) != 0 {
+			t.Fatal("a stopped timer or one firing after Stop delivered a message")
+		}
+		_ = late
+	})
+}

@@ -1,0 +1,72 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+var (
+	// ErrClosed is returned by Lease after Close has been called, and to
+	// every waiter still queued when Close is called.
+	ErrClosed = errors.New("engine: pool closed")
+
+	// ErrExhausted is returned at once by Lease on a pool made with
+	// WithFailFast when no connection can be handed out or dialed without
+	// waiting (Keystone's MaxConnectionReachedError).
+	ErrExhausted = errors.New("engine: pool exhausted")
+
+	// ErrWaitTimeout is returned by Lease when the wait set with
+	// WithWaitTimeout passed before a connection was free. It satisfies
+	// errors.Is(err, context.DeadlineExceeded) too.
+	ErrWaitTimeout error = waitTimeout{}
+
+	// ErrBroken may be wrapped by the function given to Do to say that the
+	// connection is unusable: Do then discards it instead of releasing it.
+	ErrBroken = errors.New("engine: connection broken")
+)
+
+type waitTimeout struct{}
+
+func (waitTimeout) Error() string { return "engine: wait timeout" }
+
+func (waitTimeout) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// ConnectError is returned by Lease when the dial made for it failed. It
+// unwraps to the Connector's error.
+type ConnectError struct {
+	Key string // the key's name
+	Err error
+}
+
+func (e *ConnectError) Error() string { return fmt.Sprintf("engine: connect for %s: %v", e.Key, e.Err) }
+
+// Unwrap returns the Connector's error.
+func (e *ConnectError) Unwrap() error { return e.Err }
+
+// ValidateError is returned by Lease when the connection it would have been
+// given failed validation and the replacement dial failed too. It unwraps to
+// the validator's error.
+type ValidateError struct {
+	Key string
+	Err error
+}
+
+func (e *ValidateError) Error() string {
+	return fmt.Sprintf("engine: validate for %s: %v", e.Key, e.Err)
+}
+
+// Unwrap returns the validator's error.
+func (e *ValidateError) Unwrap() error { return e.Err }
+
+// OptionError is returned by New when an option's value is invalid.
+type OptionError struct {
+	Option string // the option as written, with its value: "WithMaxSize(0)"
+	Reason string
+}
+
+func (e *OptionError) Error() string { return "engine: " + e.Option + ": " + e.Reason }
+
+func optionError(name string, value any, reason string) *OptionError {
+	return &OptionError{Option: fmt.Sprintf("%s(%v)", name, value), Reason: reason}
+}

@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/fairpool/ldappool/actor"
+)
+
+type msgKind uint8
+
+const (
+	mStart       msgKind = iota // arm the timers, warm WithMinIdle
+	mLease                      // w wants a connection
+	mCancel                     // w gave up
+	mRelease                    // e comes back; err non-nil: discard it
+	mDialed                     // a dial for key (and maybe w) ended: conn or err
+	mChecked                    // a validation or rebind of e (for w, maybe) ended
+	mPrune                      // the prune timer fired
+	mValidateAll                // the background validation timer fired
+	mRefill                     // the backoff timer for background dials fired
+	mStats                      // reply a snapshot on stats
+	mClose                      // Close was called
+	mForceClose                 // Close's context ended with leases still out
+)
+
+// message is the one type the supervisor's mailbox carries: a tagged union,
+// sent by value, so that most messages allocate nothing.
+type message[C any] struct {
+	kind  msgKind
+	w     *waiter[C]
+	e     *entry[C]
+	key   Key
+	conn  C
+	err   error
+	check checkKind
+	stats chan Stats
+}
+
+// result is the supervisor's one reply to a waiter.
+type result[C any] struct {
+	e        *entry[C]
+	conn     C
+	key      string
+	leasedAt time.Time
+	reused   bool
+	err      error
+}
+
+type waiterState uint8
+
+const (
+	wQueued   waiterState = iota // in the queue
+	wChecking                    // a connection is being validated or rebound for it
+	wDone                        // answered, or gave up
+)
+
+// waiter is one Lease call. The caller makes it; after sending it, only the
+// supervisor touches it.
+type waiter[C any] struct {
+	key     Key
+	fresh   bool // hand out only a connection validated or dialed for it
+	reply   chan result[C]
+	since   time.Time
+	state   waiterState
+	dialing bool // a dial started on its behalf is in flight
+	waited  bool // it was not answered as soon as it arrived
+	elem    *actor.Elem[*waiter[C]]
+}
+
+type entryState uint8
+
+const (
+	eIdle entryState = iota
+	eLeased
+	eChecking // being validated or rebound on a worker
+)
+
+func (s entryState) String() string {
+	switch s {
+	case eIdle:
+		return "idle"
+	case eLeased:
+		return "leased"
+	default:
+		return "checking"
+	}
+}
+
+type checkKind uint8
+
+const (
+	checkLease   checkKind = iota // validate before handing to w
+	checkRelease                  // validate before pooling
+	checkIdle                     // background validation
+	checkRebind                   // rebind to w's key
+)
+
+// entry is one open connection. Owned by the supervisor goroutine.
+type entry[C any] struct {
+	conn     C
+	key      Key
+	slot     int
+	state    entryState
+	created  time.Time
+	expires  time.Time
+	idleAt   time.Time // when it last became idle
+	leasedAt time.Time
+	checked  time.Time // when it last passed validation
+	uses     int
+}

@@ -1,0 +1,219 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fairpool/ldappool/actor"
+	"github.com/fairpool/ldappool/lease"
+)
+
+// Pool lends connections of type C, made by a Connector, to callers that ask
+// for them by Key. All its state is owned by one supervisor goroutine; its
+// methods send that goroutine a message and wait for the reply, so they are
+// safe for concurrent use.
+type Pool[C any] struct {
+	cfg     config
+	sup     *supervisor[C]
+	a       *actor.Actor[message[C]]
+	results actor.Replies[result[C]]
+	stats   actor.Replies[Stats]
+
+	closeOnce sync.Once
+	drained   chan struct{}         // closed by the supervisor when no lease is out after Close
+	final     atomic.Pointer[Stats] // the last snapshot, kept for Stats after Close
+}
+
+// New starts a pool over connector. It validates every option and returns an
+// *OptionError naming the first invalid one. The pool's goroutines run until
+// Close.
+func New[C any](connector Connector[C], opts ...Option) (*Pool[C], error) {
+	if connector == nil {
+		return nil, &OptionError{Option: "New(nil)", Reason: "connector must not be nil"}
+	}
+	cfg := defaultConfig()
+	for _, o := range opts {
+		o.apply(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	p := &Pool[C]{cfg: cfg, drained: make(chan struct{})}
+	p.sup = newSupervisor(p, connector)
+	// The mailbox is sized so that callers rarely block on a send; the
+	// supervisor itself never sends to it.
+	p.a = actor.Start(256, p.sup.handle)
+	p.sup.a = p.a
+	p.a.Send(message[C]{kind: mStart})
+	return p, nil
+}
+
+// Lease returns a connection bound for key, waiting in strict first-come
+// first-served order, across all keys, while none is free. It returns early
+// with an error wrapping ctx.Err() when ctx ends, ErrWaitTimeout past the
+// wait timeout, ErrExhausted on a fail-fast pool, a *ConnectError when the
+// dial made for it failed, and ErrClosed once the pool is closed.
+//
+// The caller must Release or Discard the lease.
+func (p *Pool[C]) Lease(ctx context.Context, key Key) (*lease.Lease[C], error) {
+	return p.lease(ctx, key, false)
+}
+
+// lease asks for a connection; fresh asks for one that is validated before
+// it is handed out, or newly dialed.
+func (p *Pool[C]) lease(ctx context.Context, key Key, fresh bool) (*lease.Lease[C], error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("engine: lease for %s: %w", key.Name, err)
+	}
+	w := &waiter[C]{key: key, fresh: fresh, reply: p.results.Get()}
+	if !p.a.Send(message[C]{kind: mLease, w: w}) {
+		return nil, ErrClosed
+	}
+	var timeout <-chan time.Time
+	if p.cfg.waitTimeout > 0 {
+		t := time.NewTimer(p.cfg.waitTimeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case r := <-w.reply:
+		p.results.Put(w.reply)
+		return p.newLease(r)
+	case <-ctx.Done():
+		p.cancel(w)
+		return nil, fmt.Errorf("engine: lease for %s: %w", key.Name, ctx.Err())
+	case <-timeout:
+		p.cancel(w)
+		return nil, fmt.Errorf("engine: lease for %s after %v: %w", key.Name, p.cfg.waitTimeout, ErrWaitTimeout)
+	}
+}
+
+// cancel tells the supervisor the waiter gave up. The reply channel is not
+// recycled: the supervisor may already have answered on it, and takes the
+// answer back.
+func (p *Pool[C]) cancel(w *waiter[C]) {
+	if !p.a.Send(message[C]{kind: mCancel, w: w}) {
+		// The supervisor has stopped; a reply it sent before stopping holds a
+		// connection that the close already closed.
+		return
+	}
+}
+
+func (p *Pool[C]) newLease(r result[C]) (*lease.Lease[C], error) {
+	if r.err != nil {
+		return nil, r.err
+	}
+	return lease.New(r.conn, p, r.e, lease.Info{
+		Key:      r.key,
+		LeasedAt: r.leasedAt,
+		Reused:   r.reused,
+		Logger:   p.cfg.logger,
+		LeakAt:   p.cfg.leakThreshold,
+	}), nil
+}
+
+// Return implements lease.Returner: the lease's Release or Discard lands here.
+// It is not for callers.
+func (p *Pool[C]) Return(handle any, err error) {
+	e := handle.(*entry[C])
+	if !p.a.Send(message[C]{kind: mRelease, e: e, err: err}) {
+		// Closed and stopped: the forced close already closed the connection.
+		return
+	}
+}
+
+// Do leases a connection for key, calls fn with it and releases it when fn
+// returns. When fn's error says the connection is broken (it wraps ErrBroken,
+// or the Connector's BrokenClassifier says so) the connection is discarded,
+// and if it was a reused one Do calls fn once more on a freshly validated or
+// dialed connection, so that a server restart does not reach the caller as a
+// stale-connection error. A panic in fn discards the connection and goes on.
+func (p *Pool[C]) Do(ctx context.Context, key Key, fn func(l *lease.Lease[C]) error) error {
+	l, err := p.Lease(ctx, key)
+	if err != nil {
+		return err
+	}
+	err = p.run(l, fn)
+	if err == nil || !p.broken(err) || !l.Reused() || !p.cfg.retryBroken {
+		return err
+	}
+	l, lerr := p.lease(ctx, key, true)
+	if lerr != nil {
+		return fmt.Errorf("%w (and no fresh connection to retry on: %v)", err, lerr)
+	}
+	return p.run(l, fn)
+}
+
+func (p *Pool[C]) run(l *lease.Lease[C], fn func(*lease.Lease[C]) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.Discard(fmt.Errorf("engine: panic while leased: %v", v))
+			panic(v)
+		}
+		if err != nil && p.broken(err) {
+			l.Discard(err)
+			return
+		}
+		l.Release()
+	}()
+	return fn(l)
+}
+
+func (p *Pool[C]) broken(err error) bool {
+	if errors.Is(err, ErrBroken) {
+		return true
+	}
+	if c, ok := p.sup.connector.(BrokenClassifier); ok {
+		return c.Broken(err)
+	}
+	return false
+}
+
+// Stats returns a snapshot of the pool's state and counters. After Close it
+// returns the last snapshot taken before the pool stopped.
+func (p *Pool[C]) Stats() Stats {
+	s, ok := actor.Call(p.a, &p.stats, func(reply chan Stats) message[C] {
+		return message[C]{kind: mStats, stats: reply}
+	})
+	if !ok {
+		if f := p.final.Load(); f != nil {
+			return *f
+		}
+	}
+	return s
+}
+
+// String returns the state table: one row a connection, as Python ldappool
+// prints it.
+func (p *Pool[C]) String() string { return p.Stats().String() }
+
+// Close closes the pool. New leases fail with ErrClosed at once, as do the
+// callers waiting for one, and idle connections are closed. Close then waits
+// for the leases still out to come back, closing each as it does, until ctx
+// ends: then it closes those connections under their holders. It returns
+// when every connection is closed and every goroutine of the pool has ended,
+// with ctx's error if it had to force the close. Calls after the first wait
+// for the same end and return nil.
+func (p *Pool[C]) Close(ctx context.Context) error {
+	var err error
+	first := false
+	p.closeOnce.Do(func() {
+		first = true
+		p.a.Send(message[C]{kind: mClose})
+		select {
+		case <-p.drained:
+		case <-ctx.Done():
+			err = fmt.Errorf("engine: close: leases still out: %w", ctx.Err())
+			p.a.Send(message[C]{kind: mForceClose})
+		}
+	})
+	if !first {
+		<-p.drained
+	}
+	p.a.Wait()
+	return err
+}

@@ -1,0 +1,132 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// Stats is a snapshot of a pool, taken by its supervisor between two
+// messages, so its figures are consistent with each other.
+type Stats struct {
+	MaxSize    int  // WithMaxSize
+	Open       int  // connections open: Idle + InUse + Checking
+	Idle       int  // open and parked
+	InUse      int  // open and leased
+	Checking   int  // open and being validated or rebound
+	Dialing    int  // dials in flight
+	Waiters    int  // callers queued for a connection
+	PoolClosed bool // Close has been called
+	Counters
+	Keys  map[string]KeyStats // by key name
+	Conns []ConnStats         // by slot
+}
+
+// Counters count events since the pool was made.
+type Counters struct {
+	Leases           uint64        // connections handed out
+	Waits            uint64        // leases that had to queue first
+	WaitTime         time.Duration // total time leases spent queued
+	MaxWait          time.Duration // longest time a lease spent queued
+	Timeouts         uint64        // callers that gave up (context or wait timeout)
+	Exhausted        uint64        // fail-fast refusals
+	Dials            uint64        // dials started
+	DialErrors       uint64        // dials that failed
+	Validations      uint64        // validations started
+	ValidationErrors uint64        // validations that failed (connection closed)
+	Rebinds          uint64        // idle connections rebound to another key
+	RebindErrors     uint64        // rebinds that failed (connection closed)
+	Discards         uint64        // connections discarded by their holder
+	Expiries         uint64        // connections closed at the end of their lifetime
+	IdleClosed       uint64        // connections pruned as idle too long or above max size
+	Closed           uint64        // connections closed, for any reason
+}
+
+// Opened returns how many connections were opened: Dials - DialErrors. For
+// a consistent snapshot Opened() == Closed + Open, plus dials in flight that
+// succeeded but were not yet counted.
+func (c Counters) Opened() uint64 { return c.Dials - c.DialErrors }
+
+// KeyStats is the part of a snapshot that concerns one key.
+type KeyStats struct {
+	Open, Idle, InUse, Waiters int
+}
+
+// ConnStats is one row of the state table.
+type ConnStats struct {
+	Slot      int
+	Key       string
+	State     string // idle, leased or checking
+	Age       time.Duration
+	ExpiresIn time.Duration
+	Uses      int
+}
+
+func (s *supervisor[C]) snapshot() Stats {
+	now := time.Now()
+	st := Stats{
+		MaxSize:    s.cfg.maxSize,
+		Open:       s.open,
+		Idle:       s.idleN,
+		InUse:      s.inUse,
+		Checking:   s.open - s.idleN - s.inUse,
+		Dialing:    s.dialing,
+		Waiters:    s.waiters.Len(),
+		PoolClosed: s.closed,
+		Counters:   s.c,
+		Keys:       make(map[string]KeyStats),
+	}
+	for _, e := range s.slots {
+		if e == nil {
+			continue
+		}
+		ks := st.Keys[e.key.Name]
+		ks.Open++
+		switch e.state {
+		case eIdle:
+			ks.Idle++
+		case eLeased:
+			ks.InUse++
+		}
+		st.Keys[e.key.Name] = ks
+		st.Conns = append(st.Conns, ConnStats{
+			Slot: e.slot, Key: e.key.Name, State: e.state.String(),
+			Age: now.Sub(e.created), ExpiresIn: e.expires.Sub(now), Uses: e.uses,
+		})
+	}
+	for el := s.waiters.Front(); el != nil; el = el.Next() {
+		ks := st.Keys[el.Value.key.Name]
+		ks.Waiters++
+		st.Keys[el.Value.key.Name] = ks
+	}
+	return st
+}
+
+// String renders the snapshot as a summary line and a state table, one row a
+// connection, like Python ldappool's:
+//
+//	open 2/10 (idle 1, in use 1, checking 0), dialing 0, waiting 0
+//	SLOT  STATE   KEY        AGE  EXPIRES IN  USES
+//	0     leased  svc#9f2c…  12s  9m30s       41
+func (st Stats) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "open %d/%d (idle %d, in use %d, checking %d), dialing %d, waiting %d",
+		st.Open, st.MaxSize, st.Idle, st.InUse, st.Checking, st.Dialing, st.Waiters)
+	if st.PoolClosed {
+		b.WriteString(", closed")
+	}
+	fmt.Fprintf(&b, "\nleases %d (waited %d, max wait %v), timeouts %d, dials %d (failed %d), closed %d\n",
+		st.Leases, st.Waits, st.MaxWait, st.Timeouts, st.Dials, st.DialErrors, st.Closed)
+	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SLOT\tSTATE\tKEY\tAGE\tEXPIRES IN\tUSES")
+	conns := append([]ConnStats(nil), st.Conns...)
+	sort.Slice(conns, func(i, j int) bool { return conns[i].Slot < conns[j].Slot })
+	for _, c := range conns {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%v\t%d\n", c.Slot, c.State, c.Key,
+			c.Age.Round(time.Second), c.ExpiresIn.Round(time.Second), c.Uses)
+	}
+	tw.Flush()
+	return b.String()
+}

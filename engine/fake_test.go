@@ -132,3 +132,13 @@ var (
 	keyA = engine.Key{Name: "A", Credentials: "secret-a"}
 	keyB = engine.Key{Name: "B", Credentials: "secret-b"}
 )
+
+// Validate reports the connection's health as the fake connector would.
+func (c *fakeConn) Validate() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bad || c.closed {
+		return errors.New("fake: broken")
+	}
+	return nil
+}

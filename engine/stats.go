@@ -27,7 +27,7 @@ type Stats struct {
 // Counters count events since the pool was made.
 type Counters struct {
 	Leases           uint64        // connections handed out
-	Waits            uint64        // leases that had to queue first
+	Waits            uint64        // leases not served at once from an idle connection
 	WaitTime         time.Duration // total time leases spent queued
 	MaxWait          time.Duration // longest time a lease spent queued
 	Timeouts         uint64        // callers that gave up (context or wait timeout)

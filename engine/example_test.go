@@ -20,7 +20,7 @@ func (m *memConnector) Connect(ctx context.Context, key engine.Key) (*memConn, e
 	return &memConn{id: m.made.Add(1)}, nil
 }
 func (m *memConnector) Validate(ctx context.Context, c *memConn) error { return nil }
-func (m *memConnector) Close(c *memConn) error                        { return nil }
+func (m *memConnector) Close(c *memConn) error                         { return nil }
 
 // The engine pools any connection type; package ldapconn builds the LDAP pool
 // on it. Lease, use, Release: the second lease reuses the first connection.

@@ -24,6 +24,12 @@ var (
 	// ErrBroken may be wrapped by the function given to Do to say that the
 	// connection is unusable: Do then discards it instead of releasing it.
 	ErrBroken = errors.New("engine: connection broken")
+
+	// ErrKeyRejected is wrapped by a Connector's Connect or Rebind error when
+	// the key itself was refused (a wrong password): the waiter gets the
+	// error at once and the pool makes no second attempt with the key, since
+	// retried wrong passwords lock accounts.
+	ErrKeyRejected = errors.New("engine: key rejected")
 )
 
 type waitTimeout struct{}

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -414,6 +415,8 @@ func (s *supervisor[C]) onChecked(e *entry[C], w *waiter[C], kind checkKind, key
 		switch {
 		case waiting && s.closed:
 			s.answer(w, ErrClosed)
+		case waiting && errors.Is(err, ErrKeyRejected):
+			s.answer(w, &ConnectError{Key: key.Name, Err: err})
 		case waiting:
 			// Back to the front: it was older than everyone now queued.
 			w.state = wQueued

@@ -1,0 +1,23 @@
+# The README's two commands are `make sim` and `make test`.
+GO ?= go
+
+.PHONY: test sim bench lint
+
+## test: vet, then every test with the race detector (slapd tests need slapd; CI installs it).
+test:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 10m ./...
+
+## sim: a short default load simulation against the embedded LDAP server.
+sim:
+	$(GO) run ./cmd/ldapsim
+
+## bench: the benchmarks whose figures are in docs/benchmarks.md.
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 20000x ./engine/
+
+## lint: gofmt, vet and staticcheck.
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...

@@ -1,0 +1,205 @@
+package ldapconn
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/fairpool/ldappool/engine"
+)
+
+// Conn is one pooled LDAP connection: a go-ldap connection and the server it
+// is open to. Callers reach it through a Lease's Client.
+type Conn struct {
+	ldap   *ldap.Conn
+	server int // index in the pool's server list
+}
+
+// LDAP returns the go-ldap connection. Operations on it bypass the lease's
+// context and state tracking; prefer Lease.Client.
+func (c *Conn) LDAP() *ldap.Conn { return c.ldap }
+
+// connector is the engine.Connector of an LDAP pool: it dials in the order
+// the strategy gives, binds, validates, rebinds and closes.
+type connector struct {
+	cfg    *config
+	health *health
+}
+
+var (
+	_ engine.Connector[*Conn] = (*connector)(nil)
+	_ engine.Rebinder[*Conn]  = (*connector)(nil)
+	_ engine.Lifetimer[*Conn] = (*connector)(nil)
+)
+
+func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) {
+	creds, _ := key.Credentials.(Credentials)
+	order := c.health.order(time.Now())
+	var last error
+	for _, i := range order {
+		for attempt := range c.cfg.retryMax {
+			if attempt > 0 {
+				if err := sleep(ctx, c.cfg.retryDelay); err != nil {
+					return nil, err
+				}
+			}
+			conn, err := c.dial(ctx, i, creds)
+			if err == nil {
+				c.health.up(i)
+				c.health.open[i].Add(1)
+				return conn, nil
+			}
+			if errors.Is(err, ErrInvalidCredentials) || errors.Is(err, context.Canceled) {
+				return nil, err
+			}
+			last = fmt.Errorf("%s: %w", c.health.servers[i], err)
+			if countsAgainstServer(err) == false {
+				return nil, last // a protocol error: another server will not do better
+			}
+		}
+		c.health.down(i, last, time.Now())
+	}
+	return nil, &AllServersDownError{Servers: c.health.status(time.Now()), Last: last}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// dial opens, secures and binds one connection to server i. A dial that
+// does not finish by ctx's end is abandoned: the socket is closed under it.
+func (c *connector) dial(ctx context.Context, i int, creds Credentials) (*Conn, error) {
+	srv := c.health.servers[i]
+	d := net.Dialer{Timeout: c.cfg.connectTimeout}
+	nc, err := d.DialContext(ctx, "tcp", srv.Host)
+	if err != nil {
+		return nil, err
+	}
+	if srv.TLS {
+		tc := tls.Client(nc, c.tlsConfig(srv))
+		hctx, cancel := context.WithTimeout(ctx, c.cfg.connectTimeout)
+		err := tc.HandshakeContext(hctx)
+		cancel()
+		if err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake: %w", err)
+		}
+		nc = tc
+	}
+	lc := ldap.NewConn(nc, srv.TLS)
+	lc.Start()
+	lc.SetTimeout(c.cfg.opTimeout)
+	stop := context.AfterFunc(ctx, func() { lc.Close() })
+	defer stop()
+	fail := func(err error) (*Conn, error) {
+		lc.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	if c.cfg.startTLS && !srv.TLS {
+		if err := lc.StartTLS(c.tlsConfig(srv)); err != nil {
+			return fail(fmt.Errorf("StartTLS: %w", err))
+		}
+	}
+	if err := bind(lc, creds); err != nil {
+		return fail(err)
+	}
+	if ctx.Err() != nil {
+		return fail(ctx.Err())
+	}
+	return &Conn{ldap: lc, server: i}, nil
+}
+
+// tlsConfig returns the pool's TLS settings for srv, naming the server
+// when the caller did not (go-ldap's StartTLS does not).
+func (c *connector) tlsConfig(srv Server) *tls.Config {
+	cfg := c.cfg.tls.Clone()
+	if cfg == nil {
+		cfg = &tls.Config{}
+	}
+	if cfg.ServerName == "" {
+		host, _, _ := net.SplitHostPort(srv.Host)
+		cfg.ServerName = host
+	}
+	return cfg
+}
+
+// bind authenticates lc as creds; anonymous is an explicit anonymous bind,
+// which also resets a connection bound as someone else.
+func bind(lc ldap.Client, creds Credentials) error {
+	var err error
+	if creds == Anonymous {
+		_, err = lc.SimpleBind(&ldap.SimpleBindRequest{AllowEmptyPassword: true})
+	} else {
+		err = lc.Bind(creds.DN, creds.Password)
+	}
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+		return &credentialsError{dn: creds.DN, err: err}
+	}
+	return err
+}
+
+func (c *connector) Validate(ctx context.Context, conn *Conn) error {
+	if c.health.isDown(conn.server, time.Now()) {
+		return fmt.Errorf("ldapconn: %s is marked down", c.health.servers[conn.server])
+	}
+	if conn.ldap.IsClosing() {
+		return errors.New("ldapconn: connection closed")
+	}
+	return withContext(ctx, conn, func() error { return c.cfg.validator(ctx, conn.ldap) })
+}
+
+func (c *connector) Rebind(ctx context.Context, conn *Conn, key engine.Key) error {
+	creds, _ := key.Credentials.(Credentials)
+	return withContext(ctx, conn, func() error { return bind(conn.ldap, creds) })
+}
+
+func (c *connector) Close(conn *Conn) error {
+	c.health.open[conn.server].Add(-1)
+	return conn.ldap.Close()
+}
+
+// Broken implements engine.BrokenClassifier.
+func (c *connector) Broken(err error) bool { return IsBroken(err) }
+
+// Lifetime gives connections to a fallback server a short life under the
+// failover strategy, so that the pool returns to the first server soon
+// after it recovers.
+func (c *connector) Lifetime(conn *Conn, max time.Duration) time.Duration {
+	if c.cfg.strategy == Failover && conn.server > 0 {
+		return min(max, c.cfg.failbackAfter)
+	}
+	return max
+}
+
+// withContext runs fn, an operation on conn that takes no context, and
+// returns ctx's error as soon as ctx ends, closing the connection so that fn
+// returns too.
+func withContext(ctx context.Context, conn *Conn, fn func() error) error {
+	if ctx.Done() == nil {
+		return fn()
+	}
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		conn.ldap.Close()
+		return ctx.Err()
+	}
+}

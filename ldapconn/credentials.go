@@ -1,0 +1,71 @@
+package ldapconn
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/fairpool/ldappool/engine"
+)
+
+// Credentials is a bind identity: a DN and its password, or anonymous when
+// both are empty.
+type Credentials struct {
+	DN       string
+	Password string
+}
+
+// Anonymous is the identity of a connection that never binds.
+var Anonymous = Credentials{}
+
+// ErrEmptyPassword is returned for a DN with no password: LDAP treats that as
+// an unauthenticated bind that succeeds without checking anything.
+var ErrEmptyPassword = errors.New("ldapconn: empty password")
+
+func (c Credentials) check() error {
+	if c.DN != "" && c.Password == "" {
+		return fmt.Errorf("%w for %q: an unauthenticated bind would succeed without checking anything", ErrEmptyPassword, c.DN)
+	}
+	if c.DN == "" && c.Password != "" {
+		return errors.New("ldapconn: a password without a bind DN")
+	}
+	return nil
+}
+
+// String prints the DN only.
+func (c Credentials) String() string {
+	if c.DN == "" {
+		return "anonymous"
+	}
+	return c.DN
+}
+
+// GoString prints the DN only, so that %#v cannot print the password.
+func (c Credentials) GoString() string { return fmt.Sprintf("ldapconn.Credentials{DN: %q}", c.DN) }
+
+// keyring derives pool keys from credentials with an HMAC under a random
+// per-pool secret: the key names a connection's identity in logs, stats and
+// the state table (DN#tag), different passwords for one DN get different
+// keys, and nothing printed lets the password be read back or guessed
+// offline.
+type keyring struct{ secret [32]byte }
+
+func newKeyring() *keyring {
+	k := &keyring{}
+	rand.Read(k.secret[:])
+	return k
+}
+
+func (k *keyring) key(c Credentials) engine.Key {
+	if c == Anonymous {
+		return engine.Key{Name: "anonymous", Credentials: c}
+	}
+	m := hmac.New(sha256.New, k.secret[:])
+	m.Write([]byte(c.DN))
+	m.Write([]byte{0})
+	m.Write([]byte(c.Password))
+	return engine.Key{Name: c.DN + "#" + hex.EncodeToString(m.Sum(nil)[:4]), Credentials: c}
+}

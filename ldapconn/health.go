@@ -1,0 +1,176 @@
+package ldapconn
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
+// Strategy chooses the order in which servers are tried for a new connection.
+type Strategy int
+
+const (
+	// Failover tries the servers in the order given; connections to any but
+	// the first get a short lifetime (WithFailbackAfter) so the pool comes
+	// back to the first soon after it recovers. The default.
+	Failover Strategy = iota
+	// RoundRobin starts each dial at the next server in turn.
+	RoundRobin
+	// FewestConnections dials the server with the fewest open connections.
+	FewestConnections
+)
+
+func (s Strategy) String() string {
+	switch s {
+	case Failover:
+		return "failover"
+	case RoundRobin:
+		return "round-robin"
+	case FewestConnections:
+		return "fewest-connections"
+	}
+	return fmt.Sprintf("Strategy(%d)", int(s))
+}
+
+// health tracks each server's state for the connector. It is the
+// connector's own state, shared by the dial workers, hence its mutex; the
+// pool's state stays with the engine's supervisor.
+type health struct {
+	servers  []Server
+	strategy Strategy
+	rr       atomic.Uint64
+	mu       sync.Mutex
+	state    []serverState // guarded by mu
+	open     []atomic.Int64
+}
+
+type serverState struct {
+	downUntil time.Time
+	lastErr   error
+	failures  int
+	back      *backoff.ExponentialBackOff
+}
+
+func newHealth(servers []Server, strategy Strategy, initial, maxDelay time.Duration) *health {
+	h := &health{servers: servers, strategy: strategy, state: make([]serverState, len(servers)), open: make([]atomic.Int64, len(servers))}
+	for i := range h.state {
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = initial, maxDelay, 0
+		b.Reset()
+		h.state[i].back = b
+	}
+	return h
+}
+
+// order returns the servers to try now, best first, leaving out those in
+// their backoff.
+func (h *health) order(now time.Time) []int {
+	n := len(h.servers)
+	idx := make([]int, 0, n)
+	start := 0
+	if h.strategy == RoundRobin {
+		start = int((h.rr.Add(1) - 1) % uint64(n))
+	}
+	h.mu.Lock()
+	for k := range n {
+		i := (start + k) % n
+		if !now.Before(h.state[i].downUntil) {
+			idx = append(idx, i)
+		}
+	}
+	h.mu.Unlock()
+	if h.strategy == FewestConnections {
+		// Insertion sort: a handful of servers, and stable for equal counts.
+		for a := 1; a < len(idx); a++ {
+			for b := a; b > 0 && h.open[idx[b]].Load() < h.open[idx[b-1]].Load(); b-- {
+				idx[b], idx[b-1] = idx[b-1], idx[b]
+			}
+		}
+	}
+	return idx
+}
+
+func (h *health) down(i int, err error, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &h.state[i]
+	if now.Before(s.downUntil) {
+		s.lastErr = err // already down: keep its backoff, note the newest cause
+		return
+	}
+	s.failures++
+	s.lastErr = err
+	s.downUntil = now.Add(s.back.NextBackOff())
+}
+
+func (h *health) up(i int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &h.state[i]
+	s.downUntil, s.failures = time.Time{}, 0
+	s.back.Reset()
+}
+
+func (h *health) isDown(i int, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return now.Before(h.state[i].downUntil)
+}
+
+// ServerStatus is one server's health as the pool sees it.
+type ServerStatus struct {
+	URL       string
+	Up        bool
+	RetryIn   time.Duration // when down: until the next dial may try it
+	Failures  int           // consecutive failures
+	LastError string
+	Open      int // connections open to it
+}
+
+func (h *health) status(now time.Time) []ServerStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]ServerStatus, len(h.servers))
+	for i, s := range h.state {
+		out[i] = ServerStatus{URL: h.servers[i].URL, Up: !now.Before(s.downUntil), Failures: s.failures, Open: int(h.open[i].Load())}
+		if !out[i].Up {
+			out[i].RetryIn = s.downUntil.Sub(now)
+		}
+		if s.lastErr != nil {
+			out[i].LastError = s.lastErr.Error()
+		}
+	}
+	return out
+}
+
+// AllServersDownError is returned when no server could be dialed: every one
+// failed now or is waiting out its backoff after failing earlier.
+type AllServersDownError struct {
+	Servers []ServerStatus
+	Last    error // the last dial error met now, if any server was tried
+}
+
+func (e *AllServersDownError) Error() string {
+	var b strings.Builder
+	b.WriteString("ldapconn: every server is down:")
+	for _, s := range e.Servers {
+		fmt.Fprintf(&b, " %s (", s.URL)
+		if s.LastError != "" {
+			b.WriteString(s.LastError)
+		} else {
+			b.WriteString("no error recorded")
+		}
+		if s.RetryIn > 0 {
+			fmt.Fprintf(&b, "; retry in %v", s.RetryIn.Round(time.Millisecond))
+		}
+		b.WriteString(");")
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+// Unwrap returns the last dial error met, so errors.Is sees network errors.
+func (e *AllServersDownError) Unwrap() error { return e.Last }

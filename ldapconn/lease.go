@@ -1,0 +1,95 @@
+package ldapconn
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/fairpool/ldappool/lease"
+)
+
+// errNoPool is why a no-pool lease's connection is closed on release.
+var errNoPool = errors.New("ldapconn: no-pool mode closes every connection on release")
+
+// Lease is one pooled LDAP connection lent to a caller, bound as the
+// identity it was leased for. Release it when done; Release and Discard may
+// be called more than once.
+type Lease struct {
+	inner *lease.Lease[*Conn]
+	pool  *Pool
+	ctx   context.Context // the context operations run under
+	creds Credentials     // the identity the pool bound it as
+
+	rebound atomic.Bool // the caller bound as someone else: revert on release
+	broken  atomic.Bool // an operation found the connection unusable
+	once    sync.Once
+}
+
+// Client returns the connection as go-ldap's ldap.Client, so code written
+// against go-ldap runs on it. Each operation runs under the context the
+// lease was taken with: when it ends, the operation is abandoned, the
+// connection discarded, and the call returns the context's error at once.
+// Bind, StartTLS, Unbind and Close change the connection's state: a
+// connection bound as someone else is bound back to the pool's identity on
+// release, and one whose TLS state changed or that was unbound or closed is
+// discarded, never pooled.
+func (l *Lease) Client() ldap.Client { return &client{l: l} }
+
+// Server returns the URI of the server the connection is open to.
+func (l *Lease) Server() string { return l.pool.health.servers[l.inner.Conn().server].URL }
+
+// Key returns the printable name of the lease's identity (DN#tag); it never
+// reveals the password.
+func (l *Lease) Key() string { return l.inner.Key() }
+
+// Release gives the connection back for reuse, first binding it back to the
+// pool's identity if the caller bound as someone else; a connection that
+// cannot be bound back, or whose state was changed otherwise, is closed.
+func (l *Lease) Release() {
+	l.settle()
+	if l.pool.cfg.noPool {
+		l.inner.Discard(errNoPool)
+		return
+	}
+	l.inner.Release()
+}
+
+// Discard closes the connection instead of pooling it; err says why.
+func (l *Lease) Discard(err error) { l.inner.Discard(err) }
+
+// settle makes the connection fit to pool, or taints it so that the pool
+// closes it. It runs once.
+func (l *Lease) settle() {
+	l.once.Do(func() {
+		if l.inner.Done() || l.inner.Tainted() != nil || !l.rebound.Load() {
+			return
+		}
+		conn := l.inner.Conn()
+		conn.ldap.SetTimeout(l.pool.cfg.opTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), l.pool.cfg.opTimeout)
+		defer cancel()
+		if err := withContext(ctx, conn, func() error { return bind(conn.ldap, l.creds) }); err != nil {
+			l.inner.Taint(err)
+		}
+	})
+}
+
+// observe looks at an operation's error: a broken connection is tainted so
+// that it is never pooled, and a server in trouble is marked down.
+func (l *Lease) observe(err error) {
+	if err == nil {
+		return
+	}
+	// go-ldap reports some read failures as plain errors; a connection it
+	// is closing is broken whatever the error says.
+	if IsBroken(err) || l.inner.Conn().ldap.IsClosing() {
+		l.broken.Store(true)
+		l.inner.Taint(err)
+	}
+	if opCountsAgainstServer(err) {
+		l.pool.markDown(l.inner.Conn().server, err)
+	}
+}

@@ -85,7 +85,8 @@ func WithRetry(max int, delay time.Duration) Option {
 	return optionFunc(func(c *config) { c.retryMax, c.retryDelay = max, delay })
 }
 
-// WithMaxBackoff caps the exponential backoff of a server that keeps failing.
+// WithMaxBackoff caps the exponential backoff of a server that keeps failing
+// (each interval is then randomized by ±50%, as cenkalti/backoff does).
 // Default 30s.
 func WithMaxBackoff(d time.Duration) Option { return optionFunc(func(c *config) { c.maxBackoff = d }) }
 

@@ -204,4 +204,3 @@ func (p *chanBenchPool) shutdown(b *testing.B) {
 	}
 	p.conn.check(b, "chan")
 }
-

@@ -17,7 +17,7 @@
 //     queue at once; a connection handed to it in that instant goes back to
 //     the pool.
 //   - Every error a worker meets reaches the caller it worked for, wrapped
-//     with context (*ConnectError, *ValidateError); a panic in the Connector
+//     with context (a *ConnectError for a failed dial); a panic in the Connector
 //     becomes an error.
 //   - Close ends every goroutine the pool started and closes every
 //     connection it opened.

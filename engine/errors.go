@@ -50,21 +50,6 @@ func (e *ConnectError) Error() string { return fmt.Sprintf("engine: connect for 
 // Unwrap returns the Connector's error.
 func (e *ConnectError) Unwrap() error { return e.Err }
 
-// ValidateError is returned by Lease when the connection it would have been
-// given failed validation and the replacement dial failed too. It unwraps to
-// the validator's error.
-type ValidateError struct {
-	Key string
-	Err error
-}
-
-func (e *ValidateError) Error() string {
-	return fmt.Sprintf("engine: validate for %s: %v", e.Key, e.Err)
-}
-
-// Unwrap returns the validator's error.
-func (e *ValidateError) Unwrap() error { return e.Err }
-
 // OptionError is returned by New when an option's value is invalid.
 type OptionError struct {
 	Option string // the option as written, with its value: "WithMaxSize(0)"

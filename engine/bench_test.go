@@ -1,0 +1,256 @@
+package engine_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// The benchmarks of docs/benchmarks.md: this pool against puddle and a
+// buffered channel (benchconn_test.go), with in-memory connections. The
+// commands and the figures are in that file.
+
+// BenchmarkLeaseRelease measures one lease, a touch of the connection and its
+// release, with par goroutines competing for a pool of size connections. With
+// par > size most leases wait for a release, so that case measures the
+// hand-off from a releaser to a waiter rather than an idle pop.
+//
+// par is the exact number of goroutines, whatever GOMAXPROCS is: runOps
+// starts them itself and they share b.N. b.RunParallel would not do: it runs
+// SetParallelism(p) × GOMAXPROCS goroutines, so par=1 could not be measured
+// at all on more than one CPU, and every other par would depend on -cpu.
+// ns/op is wall time divided by the operations of all goroutines, as with
+// RunParallel: throughput, not the latency of one lease.
+func BenchmarkLeaseRelease(b *testing.B) {
+	for _, impl := range benchImpls {
+		for _, size := range []int{4, 16} {
+			for _, par := range []int{1, 8, 64} {
+				b.Run(fmt.Sprintf("impl=%s/size=%d/par=%d", impl.name, size, par), func(b *testing.B) {
+					b.ReportAllocs()
+					ctx, cancel := context.WithCancel(context.Background())
+					defer cancel()
+					p := impl.open(b, ctx, size)
+					runOps(b, par, func() error {
+						h, c, err := p.acquire(ctx)
+						if err != nil {
+							return err
+						}
+						c.uses++
+						p.release(h)
+						return nil
+					})
+					p.shutdown(b)
+				})
+			}
+		}
+	}
+}
+
+// runOps calls op b.N times in all from exactly par goroutines, which take
+// work from a shared counter in small grains (as RunParallel does) so that
+// none idles while others still have work. Only the calls are timed: the
+// goroutines are started before the timer and joined before it stops.
+func runOps(b *testing.B, par int, op func() error) {
+	var (
+		left  atomic.Int64
+		start = make(chan struct{})
+		wg    sync.WaitGroup
+	)
+	left.Store(int64(b.N))
+	grain := int64(max(1, min(64, b.N/(par*16))))
+	for range par {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			for {
+				n := min(grain, left.Add(-grain)+grain)
+				if n <= 0 {
+					return
+				}
+				for range n {
+					if err := op(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			}
+		}()
+	}
+	b.ResetTimer()
+	close(start)
+	wg.Wait()
+	b.StopTimer()
+}
+
+const (
+	fairClients = 64
+	fairSize    = 4
+	// fairHold is how long a client holds its connection, in time.Sleep,
+	// standing in for a network round trip (which costs no CPU). On Linux a
+	// Go sleep this short while every P is idle lasts about 1 ms, as the
+	// scheduler then waits in epoll with a millisecond timeout: the
+	// hold-µs metric reports what the holds really were.
+	fairHold = 50 * time.Microsecond
+)
+
+// BenchmarkFairness runs fairClients closed-loop clients against a pool of
+// fairSize: each leases, holds the connection for fairHold, releases, and
+// goes again, until the b.N operations shared by all clients are done. It
+// reports the wait of every lease (p50, p99, max), Jain's fairness index of
+// the clients' completed operations (1: all equal; 1/n: one client did
+// everything), the fewest and most operations a client completed, and the
+// mean time a connection was really held. Clients take operations from one
+// shared budget, so a pool that favours some clients shows it in their
+// counts. ns/op is wall time per operation: fairHold/fairSize at best.
+func BenchmarkFairness(b *testing.B) {
+	for _, impl := range benchImpls {
+		name := fmt.Sprintf("impl=%s/size=%d/clients=%d", impl.name, fairSize, fairClients)
+		b.Run(name, func(b *testing.B) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			p := impl.open(b, ctx, fairSize)
+
+			var (
+				left   atomic.Int64
+				start  = make(chan struct{})
+				wg     sync.WaitGroup
+				counts = make([]int, fairClients)
+				waits  = make([][]time.Duration, fairClients)
+				held   = make([]time.Duration, fairClients)
+			)
+			left.Store(int64(b.N))
+			for i := range fairClients {
+				waits[i] = make([]time.Duration, 0, 2*b.N/fairClients+1)
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					for left.Add(-1) >= 0 {
+						t0 := time.Now()
+						h, c, err := p.acquire(ctx)
+						t1 := time.Now()
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						c.uses++
+						time.Sleep(fairHold)
+						held[i] += time.Since(t1)
+						p.release(h)
+						waits[i] = append(waits[i], t1.Sub(t0))
+						counts[i]++
+					}
+				}()
+			}
+			b.ResetTimer()
+			close(start)
+			wg.Wait()
+			b.StopTimer()
+			p.shutdown(b)
+
+			all := slices.Concat(waits...)
+			slices.Sort(all)
+			var hold time.Duration
+			for _, h := range held {
+				hold += h
+			}
+			us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+			b.ReportMetric(us(benchPercentile(all, 50)), "wait-p50-µs")
+			b.ReportMetric(us(benchPercentile(all, 99)), "wait-p99-µs")
+			b.ReportMetric(us(benchPercentile(all, 100)), "wait-max-µs")
+			b.ReportMetric(jainIndex(counts), "jain")
+			b.ReportMetric(float64(slices.Min(counts)), "client-ops-min")
+			b.ReportMetric(float64(slices.Max(counts)), "client-ops-max")
+			b.ReportMetric(us(hold)/float64(max(1, len(all))), "hold-µs")
+		})
+	}
+}
+
+// benchPercentile returns the p-th percentile (0 < p <= 100) of sorted, an
+// ascending slice, by the nearest-rank method: the smallest value that at
+// least p% of the values do not exceed. p=100 is the maximum; an empty slice
+// gives 0.
+func benchPercentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	rank := int(math.Ceil(p * float64(len(sorted)) / 100))
+	return sorted[min(max(rank, 1), len(sorted))-1]
+}
+
+// jainIndex returns Jain's fairness index of xs, (Σx)² / (n·Σx²): 1 when all
+// are equal, k/n when k of n share equally and the rest get nothing, 1/n when
+// one gets everything. It is undefined for no values or all zero, and returns
+// 0 then.
+func jainIndex(xs []int) float64 {
+	var sum, sumSq float64
+	for _, x := range xs {
+		sum += float64(x)
+		sumSq += float64(x) * float64(x)
+	}
+	if sumSq == 0 {
+		return 0
+	}
+	return sum * sum / (float64(len(xs)) * sumSq)
+}
+
+func TestBenchPercentile(t *testing.T) {
+	hundred := make([]time.Duration, 100) // 1..100
+	for i := range hundred {
+		hundred[i] = time.Duration(i + 1)
+	}
+	tests := []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"empty", nil, 50, 0},
+		{"one value p50", []time.Duration{7}, 50, 7},
+		{"one value p99", []time.Duration{7}, 99, 7},
+		{"1..100 p50", hundred, 50, 50},
+		{"1..100 p99", hundred, 99, 99},
+		{"1..100 p99.5", hundred, 99.5, 100},
+		{"1..100 max", hundred, 100, 100},
+		{"1..100 p1", hundred, 1, 1},
+		{"tiny p rounds up to the first", hundred, 0.001, 1},
+		{"1..4 p50 is the second", []time.Duration{1, 2, 3, 4}, 50, 2},
+		{"1..4 p51 is the third", []time.Duration{1, 2, 3, 4}, 51, 3},
+		{"1..4 p99 is the last", []time.Duration{1, 2, 3, 4}, 99, 4},
+	}
+	for _, tt := range tests {
+		if got := benchPercentile(tt.sorted, tt.p); got != tt.want {
+			t.Errorf("%s: benchPercentile(p=%v) = %v; want %v", tt.name, tt.p, got, tt.want)
+		}
+	}
+}
+
+func TestJainIndex(t *testing.T) {
+	oneHot := make([]int, 64)
+	oneHot[17] = 450
+	tests := []struct {
+		name string
+		xs   []int
+		want float64
+	}{
+		{"equal counts", []int{450, 450, 450, 450}, 1},
+		{"one value", []int{3}, 1},
+		{"one-hot among 64", oneHot, 1.0 / 64},
+		{"half get everything", []int{5, 5, 0, 0}, 0.5},
+		{"1, 2, 3", []int{1, 2, 3}, 36.0 / 42},
+		{"scale does not matter", []int{10, 20, 30}, 36.0 / 42},
+		{"all zero", []int{0, 0, 0}, 0},
+		{"none", nil, 0},
+	}
+	for _, tt := range tests {
+		if got := jainIndex(tt.xs); math.Abs(got-tt.want) > 1e-12 {
+			t.Errorf("%s: jainIndex(%v) = %v; want %v", tt.name, tt.xs, got, tt.want)
+		}
+	}
+}

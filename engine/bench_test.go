@@ -92,11 +92,15 @@ const (
 	fairClients = 64
 	fairSize    = 4
 	// fairHold is how long a client holds its connection, in time.Sleep,
-	// standing in for a network round trip (which costs no CPU). On Linux a
-	// Go sleep this short while every P is idle lasts about 1 ms, as the
-	// scheduler then waits in epoll with a millisecond timeout: the
-	// hold-µs metric reports what the holds really were.
-	fairHold = 50 * time.Microsecond
+	// standing in for a network round trip (which costs no CPU). It is 1 ms
+	// rather than the ~50 µs of a loopback LDAP search because a Go sleep
+	// shorter than a millisecond is not a fixed amount of waiting on Linux:
+	// while every P is idle the scheduler waits in epoll_pwait, whose timeout
+	// is in whole milliseconds, so a 50 µs sleep lasted anywhere from 0.3 to
+	// 1.1 ms here depending on what else woke the process, and the waits
+	// measured mostly that. A 1 ms sleep lasts 1.0-1.2 ms. The hold-µs
+	// metric reports what the holds really were.
+	fairHold = 1 * time.Millisecond
 )
 
 // BenchmarkFairness runs fairClients closed-loop clients against a pool of

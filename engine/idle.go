@@ -1,11 +1,9 @@
 package engine
 
-import "time"
-
 // The idle connections, a LIFO stack a key. Owned by the supervisor.
 
 func (s *supervisor[C]) pushIdle(e *entry[C]) {
-	e.state, e.idleAt = eIdle, time.Now()
+	e.state, e.idleAt = eIdle, s.now
 	s.idle[e.key.Name] = append(s.idle[e.key.Name], e)
 	s.idleN++
 }
@@ -13,11 +11,10 @@ func (s *supervisor[C]) pushIdle(e *entry[C]) {
 // popIdle takes the most recently used idle connection of key, closing any
 // past their lifetime on the way.
 func (s *supervisor[C]) popIdle(key string) *entry[C] {
-	now := time.Now()
 	for stack := s.idle[key]; len(stack) > 0; stack = s.idle[key] {
 		e := stack[len(stack)-1]
 		s.removeIdle(e)
-		if now.Before(e.expires) {
+		if s.now.Before(e.expires) {
 			return e
 		}
 		s.c.Expiries++
@@ -48,10 +45,8 @@ func (s *supervisor[C]) removeIdle(e *entry[C]) {
 			break
 		}
 	}
-	if len(stack) == 0 {
-		delete(s.idle, e.key.Name)
-	} else {
-		s.idle[e.key.Name] = stack
-	}
+	// An emptied stack stays in the map, so that the next release of the
+	// key reuses its array; prune drops the empty ones.
+	s.idle[e.key.Name] = stack
 	s.idleN--
 }

@@ -51,16 +51,6 @@ func IsBroken(err error) bool {
 	return ldap.IsErrorAnyOf(err, ldap.ErrorNetwork, ldap.LDAPResultBusy, ldap.LDAPResultUnavailable)
 }
 
-// countsAgainstServer reports whether err says the server, not the request,
-// is in trouble: it cannot be reached, timed out, or answered busy (51) or
-// unavailable (52). The server is then marked down for a backoff.
-func countsAgainstServer(err error) bool {
-	if err == nil || errors.Is(err, ErrInvalidCredentials) || errors.Is(err, context.Canceled) {
-		return false
-	}
-	return IsBroken(err) || errors.Is(err, context.DeadlineExceeded)
-}
-
 // opCountsAgainstServer reports whether an operation's error on an open
 // connection says the server is in trouble: the operation timed out (a frozen
 // or overloaded server) or the server answered busy or unavailable. A closed

@@ -57,10 +57,9 @@ func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) 
 			if errors.Is(err, ErrInvalidCredentials) || errors.Is(err, context.Canceled) {
 				return nil, err
 			}
+			// Anything else (refused, reset, timed out, TLS, busy) is this
+			// server's failure: try again, then the next server.
 			last = fmt.Errorf("%s: %w", c.health.servers[i], err)
-			if countsAgainstServer(err) == false {
-				return nil, last // a protocol error: another server will not do better
-			}
 		}
 		c.health.down(i, last, time.Now())
 	}

@@ -1,0 +1,344 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fairpool/ldappool/ldapconn"
+	"github.com/fairpool/ldappool/ldaptest"
+	"github.com/fairpool/ldappool/sim"
+)
+
+// options is the command line, parsed and checked.
+type options struct {
+	target       string // "embedded", "model" or a URL list
+	bindDN       string
+	bindPassword string
+	searchBase   string
+
+	workload sim.Workload
+	duration time.Duration
+	pool     sim.PoolConfig
+	sweep    []int
+	p99      time.Duration
+
+	model sim.ModelConfig
+
+	seed  uint64
+	json  bool
+	chart string
+	quiet bool
+
+	set map[string]bool // the flags given on the command line
+}
+
+// usageError is a bad command line: main prints it with the usage and exits 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func bad(name string, value any, reason string) error {
+	return &usageError{fmt.Sprintf("ldapsim: -%s %v: %s", name, value, reason)}
+}
+
+const usageHead = `ldapsim drives the real pool with a workload and reports what it did:
+throughput, lease-wait and operation percentiles, fairness across clients,
+connections opened and at their peak, and errors by kind.
+
+Usage:
+  ldapsim [flags]
+
+With no flags it runs 16 closed-loop clients on a pool of 4 against the
+embedded LDAP server for 15 seconds. Examples:
+
+  ldapsim -target model -latency lognormal -latency-mean 2ms -sweep 1,2,4,8,16 -target-p99 5ms -chart sizing.svg
+  ldapsim -workload multiprocess -processes 8 -threads 4 -pool-size 4
+  ldapsim -target model -fault down:5s-8s,slow:10s-12s,drop:9s
+  ldapsim -target ldaps://ldap.example.org -bind-dn cn=svc,dc=example,dc=org -bind-password "$PW" -search-base ou=people,dc=example,dc=org
+
+Flags:
+`
+
+// parseFlags reads args (without the program name). Its errors are
+// *usageError for a bad command line, and flag.ErrHelp for -h, for which it
+// has printed the usage. usage prints the usage to stderr.
+func parseFlags(args []string, stderr io.Writer) (o *options, usage func(), err error) {
+	o = &options{set: map[string]bool{}}
+	fs := flag.NewFlagSet("ldapsim", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are printed by main, with the usage
+	var (
+		workload, latency, fault, sweep string
+		seed                            uint64
+	)
+	fs.StringVar(&o.target, "target", "embedded", "what the pools connect to: embedded (the in-process LDAP server), model (the server model) or a directory's `URL` (ldap://host:389, ldaps://host)")
+	fs.StringVar(&o.bindDN, "bind-dn", "", "the pools' service identity for a URL target (default: "+ldaptest.AdminDN+" for embedded)")
+	fs.StringVar(&o.bindPassword, "bind-password", "", "the service identity's password")
+	fs.StringVar(&o.searchBase, "search-base", ldaptest.PeopleDN, "where each operation, a subtree search for (uid=userN), searches, for a URL target")
+
+	fs.StringVar(&workload, "workload", "closed", "`kind`: closed (clients in a loop), poisson (open arrivals at -rate), burst (-burst-size every -burst-every) or multiprocess (-processes pools of -threads clients)")
+	fs.IntVar(&o.workload.Clients, "clients", 16, "closed: concurrent clients; poisson, burst: clients the arrivals are spread over, for fairness")
+	fs.DurationVar(&o.workload.Think, "think", 0, "closed, multiprocess: mean think time between a release and the next lease (exponential)")
+	fs.Float64Var(&o.workload.Rate, "rate", 100, "poisson: arrivals a second")
+	fs.IntVar(&o.workload.BurstSize, "burst-size", 20, "burst: arrivals in each burst")
+	fs.DurationVar(&o.workload.BurstEvery, "burst-every", time.Second, "burst: time from one burst to the next")
+	fs.IntVar(&o.workload.Processes, "processes", 4, "multiprocess: processes, each with its own pool")
+	fs.IntVar(&o.workload.Threads, "threads", 4, "multiprocess: threads in each process")
+	fs.DurationVar(&o.duration, "duration", 15*time.Second, "how long each run makes requests")
+
+	fs.IntVar(&o.pool.Size, "pool-size", 4, "the pool's maximum size (each process's, for multiprocess)")
+	fs.IntVar(&o.pool.MinIdle, "min-idle", 0, "idle connections the pool keeps open")
+	fs.DurationVar(&o.pool.WaitTimeout, "wait-timeout", 0, "how long a lease waits before failing; 0: until the run ends")
+	fs.DurationVar(&o.pool.MaxLifetime, "max-lifetime", 0, "close connections this old; 0: the engine's default, 10m")
+	fs.BoolVar(&o.pool.FailFast, "fail-fast", false, "fail a lease at once when the pool is full, instead of waiting")
+	fs.StringVar(&sweep, "sweep", "", "run once for each of these pool `sizes` and print the sizing curve, as 1,2,4,8,16")
+	fs.DurationVar(&o.p99, "target-p99", 0, "with -sweep: name the smallest pool size whose lease-wait p99 is within this")
+
+	fs.StringVar(&latency, "latency", "exponential", "the server's latency `distribution`: constant, exponential or lognormal (model; embedded only when set)")
+	fs.DurationVar(&o.model.Latency.Mean, "latency-mean", time.Millisecond, "the server's mean latency (model; embedded only when set)")
+	fs.DurationVar(&o.model.ConnectCost, "connect-cost", 5*time.Millisecond, "model: time to connect and bind")
+	fs.IntVar(&o.model.MaxConns, "max-server-conns", 0, "model: connections the server accepts at once; 0: no limit")
+	fs.StringVar(&fault, "fault", "", "model: fault `schedule`, as down:5s-8s,slow:10s-12s,drop:9s (slow:10s-12s:x3 for 3 times slower)")
+
+	fs.Uint64Var(&seed, "seed", 1, "seeds arrivals, think times, latencies and the users searched for; the same seed gives the same schedule")
+	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
+	fs.StringVar(&o.chart, "chart", "", "with -sweep: write the sizing curve as an SVG chart to this `file`")
+	fs.BoolVar(&o.quiet, "quiet", false, "no progress line on stderr")
+
+	usage = func() {
+		fmt.Fprint(stderr, usageHead)
+		fs.SetOutput(stderr)
+		fs.PrintDefaults()
+		fs.SetOutput(io.Discard)
+	}
+	fs.Usage = func() {} // Parse would print it before main prints the error
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			usage()
+			return nil, usage, err
+		}
+		return nil, usage, &usageError{"ldapsim: " + err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return nil, usage, &usageError{fmt.Sprintf("ldapsim: unexpected argument %q: every setting is a flag", fs.Arg(0))}
+	}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
+	o.workload.Kind = sim.WorkloadKind(workload)
+	o.model.Latency.Dist = sim.Distribution(latency)
+	o.seed, o.model.Seed = seed, seed
+	if o.model.Faults, err = sim.ParseFaults(fault); err != nil {
+		var fe *sim.FaultError
+		if errors.As(err, &fe) {
+			return nil, usage, bad("fault", fe.Fault, fe.Reason)
+		}
+		return nil, usage, bad("fault", fault, err.Error())
+	}
+	if sweep != "" {
+		if o.sweep, err = parseSizes(sweep); err != nil {
+			return nil, usage, bad("sweep", sweep, err.Error())
+		}
+	}
+	return o, usage, o.check()
+}
+
+// check validates every flag, naming the first bad one.
+func (o *options) check() error {
+	if err := o.checkTarget(); err != nil {
+		return err
+	}
+	if err := o.checkWorkload(); err != nil {
+		return err
+	}
+	if err := o.checkPool(); err != nil {
+		return err
+	}
+	switch {
+	case o.p99 < 0:
+		return bad("target-p99", o.p99, "must not be negative")
+	case o.set["target-p99"] && o.sweep == nil:
+		return bad("target-p99", o.p99, "needs -sweep, the pool sizes to choose from")
+	case o.chart != "" && o.sweep == nil:
+		return bad("chart", o.chart, "needs -sweep: the chart is of wait and throughput against pool size")
+	}
+	return nil
+}
+
+func (o *options) checkTarget() error {
+	switch o.target {
+	case "embedded", "model":
+	default:
+		if _, err := ldapconn.ParseServers(o.target); err != nil {
+			return bad("target", o.target, "want embedded, model or an ldap:// or ldaps:// URL")
+		}
+	}
+	if o.target == "model" {
+		for _, name := range []string{"bind-dn", "bind-password", "search-base"} {
+			if o.set[name] {
+				return bad(name, o.flagValue(name), "only for an LDAP target, not the model")
+			}
+		}
+	}
+	if o.target != "model" {
+		for _, name := range []string{"connect-cost", "max-server-conns", "fault"} {
+			if o.set[name] {
+				return bad(name, o.flagValue(name), "only for -target model")
+			}
+		}
+	}
+	if o.target != "model" && o.target != "embedded" {
+		for _, name := range []string{"latency", "latency-mean"} {
+			if o.set[name] {
+				return bad(name, o.flagValue(name), "a directory's latency is its own: only for -target model or embedded")
+			}
+		}
+	}
+	if o.target == "embedded" && o.set["search-base"] {
+		return bad("search-base", o.searchBase, "the embedded server's users are under "+ldaptest.PeopleDN)
+	}
+	if err := o.model.Latency.Validate(); err != nil {
+		if o.model.Latency.Mean < 0 {
+			return bad("latency-mean", o.model.Latency.Mean, "must not be negative")
+		}
+		return bad("latency", o.model.Latency.Dist, "want constant, exponential or lognormal")
+	}
+	switch {
+	case o.model.ConnectCost < 0:
+		return bad("connect-cost", o.model.ConnectCost, "must not be negative")
+	case o.model.MaxConns < 0:
+		return bad("max-server-conns", o.model.MaxConns, "must not be negative; 0 means no limit")
+	}
+	return nil
+}
+
+// workloadFlags names the flags each workload uses, besides -duration.
+var workloadFlags = map[sim.WorkloadKind][]string{
+	sim.Closed:       {"clients", "think"},
+	sim.Poisson:      {"clients", "rate"},
+	sim.Burst:        {"clients", "burst-size", "burst-every"},
+	sim.MultiProcess: {"processes", "threads", "think"},
+}
+
+func (o *options) checkWorkload() error {
+	w := o.workload
+	uses, ok := workloadFlags[w.Kind]
+	if !ok {
+		return bad("workload", w.Kind, "want closed, poisson, burst or multiprocess")
+	}
+	for _, name := range []string{"clients", "think", "rate", "burst-size", "burst-every", "processes", "threads"} {
+		used := false
+		for _, u := range uses {
+			used = used || u == name
+		}
+		if o.set[name] && !used {
+			return bad(name, o.flagValue(name), fmt.Sprintf("not used by -workload %s (it uses -%s)", w.Kind, strings.Join(uses, ", -")))
+		}
+	}
+	switch {
+	case w.Clients < 1:
+		return bad("clients", w.Clients, "want at least 1")
+	case w.Think < 0:
+		return bad("think", w.Think, "must not be negative")
+	case !(w.Rate > 0) || w.Rate > 1e6:
+		return bad("rate", w.Rate, "want arrivals a second, more than 0 and at most 1000000")
+	case w.BurstSize < 1:
+		return bad("burst-size", w.BurstSize, "want at least 1")
+	case w.BurstEvery <= 0:
+		return bad("burst-every", w.BurstEvery, "must be positive")
+	case w.Processes < 1:
+		return bad("processes", w.Processes, "want at least 1")
+	case w.Threads < 1:
+		return bad("threads", w.Threads, "want at least 1")
+	case o.duration <= 0:
+		return bad("duration", o.duration, "must be positive")
+	}
+	return nil
+}
+
+func (o *options) checkPool() error {
+	p := o.pool
+	switch {
+	case p.Size < 1:
+		return bad("pool-size", p.Size, "want at least 1")
+	case p.MinIdle < 0:
+		return bad("min-idle", p.MinIdle, "must not be negative")
+	case p.MinIdle > p.Size:
+		return bad("min-idle", p.MinIdle, fmt.Sprintf("must not exceed -pool-size %d", p.Size))
+	case p.WaitTimeout < 0:
+		return bad("wait-timeout", p.WaitTimeout, "must not be negative; 0 waits until the run ends")
+	case p.MaxLifetime < 0:
+		return bad("max-lifetime", p.MaxLifetime, "must not be negative; 0 keeps the engine's default")
+	}
+	for _, n := range o.sweep {
+		if p.MinIdle > n {
+			return bad("min-idle", p.MinIdle, fmt.Sprintf("must not exceed the smallest -sweep size %d", n))
+		}
+	}
+	return nil
+}
+
+// flagValue returns a flag's value as given, for error messages; a password
+// is never printed.
+func (o *options) flagValue(name string) string {
+	switch name {
+	case "bind-password":
+		return "(hidden)"
+	case "bind-dn":
+		return o.bindDN
+	case "search-base":
+		return o.searchBase
+	case "connect-cost":
+		return o.model.ConnectCost.String()
+	case "max-server-conns":
+		return strconv.Itoa(o.model.MaxConns)
+	case "fault":
+		var s []string
+		for _, f := range o.model.Faults {
+			s = append(s, f.String())
+		}
+		return strings.Join(s, ",")
+	case "latency":
+		return string(o.model.Latency.Dist)
+	case "latency-mean":
+		return o.model.Latency.Mean.String()
+	case "clients":
+		return strconv.Itoa(o.workload.Clients)
+	case "think":
+		return o.workload.Think.String()
+	case "rate":
+		return strconv.FormatFloat(o.workload.Rate, 'g', -1, 64)
+	case "burst-size":
+		return strconv.Itoa(o.workload.BurstSize)
+	case "burst-every":
+		return o.workload.BurstEvery.String()
+	case "processes":
+		return strconv.Itoa(o.workload.Processes)
+	case "threads":
+		return strconv.Itoa(o.workload.Threads)
+	}
+	return ""
+}
+
+// parseSizes reads a comma-separated list of pool sizes.
+func parseSizes(s string) ([]int, error) {
+	var sizes []int
+	seen := map[int]bool{}
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			return nil, fmt.Errorf("%q is not a pool size: want sizes separated by commas, as 1,2,4,8", f)
+		}
+		if n < 1 {
+			return nil, fmt.Errorf("pool size %d: want at least 1", n)
+		}
+		if seen[n] {
+			return nil, fmt.Errorf("pool size %d listed twice", n)
+		}
+		seen[n] = true
+		sizes = append(sizes, n)
+	}
+	return sizes, nil
+}

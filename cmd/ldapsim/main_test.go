@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// ldapsim runs the command with args and returns its exit status and output.
+func ldapsim(t *testing.T, ctx context.Context, args ...string) (code int, stdout, stderr string) {
+	t.Helper()
+	var out, errs bytes.Buffer
+	code = run(ctx, args, &out, &errs)
+	return code, out.String(), errs.String()
+}
+
+func TestBadFlags(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-pool-size", "0"}, "ldapsim: -pool-size 0: want at least 1"},
+		{[]string{"-target", "http://x"}, "ldapsim: -target http://x: want embedded, model or an ldap:// or ldaps:// URL"},
+		{[]string{"-workload", "zipf"}, "ldapsim: -workload zipf: want closed, poisson, burst or multiprocess"},
+		{[]string{"-rate", "5"}, "ldapsim: -rate 5: not used by -workload closed"},
+		{[]string{"-workload", "poisson", "-rate", "0"}, "ldapsim: -rate 0: want arrivals a second"},
+		{[]string{"-workload", "multiprocess", "-threads", "0"}, "ldapsim: -threads 0: want at least 1"},
+		{[]string{"-duration", "-1s"}, "ldapsim: -duration -1s: must be positive"},
+		{[]string{"-duration", "soon"}, `invalid value "soon" for flag -duration`},
+		{[]string{"-min-idle", "5"}, "ldapsim: -min-idle 5: must not exceed -pool-size 4"},
+		{[]string{"-wait-timeout", "-1s"}, "ldapsim: -wait-timeout -1s: must not be negative"},
+		{[]string{"-sweep", "1,0"}, "ldapsim: -sweep 1,0: pool size 0: want at least 1"},
+		{[]string{"-sweep", "2,2"}, "ldapsim: -sweep 2,2: pool size 2 listed twice"},
+		{[]string{"-target-p99", "5ms"}, "ldapsim: -target-p99 5ms: needs -sweep"},
+		{[]string{"-chart", "x.svg"}, "ldapsim: -chart x.svg: needs -sweep"},
+		{[]string{"-target", "model", "-latency", "pareto"}, "ldapsim: -latency pareto: want constant, exponential or lognormal"},
+		{[]string{"-target", "model", "-fault", "down:8s-5s"}, "ldapsim: -fault down:8s-5s: want 0 <= start < end"},
+		{[]string{"-target", "model", "-bind-password", "hunter2"}, "ldapsim: -bind-password (hidden): only for an LDAP target"},
+		{[]string{"-max-server-conns", "3"}, "ldapsim: -max-server-conns 3: only for -target model"},
+		{[]string{"-target", "ldap://127.0.0.1:1", "-latency-mean", "1ms"}, "ldapsim: -latency-mean 1ms: a directory's latency is its own"},
+		{[]string{"now"}, `ldapsim: unexpected argument "now"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			code, stdout, stderr := ldapsim(t, t.Context(), tc.args...)
+			if code != exitUsage || stdout != "" {
+				t.Fatalf("exit %d with stdout %q; want 2 and nothing on stdout", code, stdout)
+			}
+			first, _, _ := strings.Cut(stderr, "\n")
+			if !strings.Contains(first, tc.want) || !strings.Contains(stderr, "Usage:") {
+				t.Fatalf("stderr begins %q; want %q, then the usage", first, tc.want)
+			}
+			if strings.Contains(stderr, "hunter2") {
+				t.Fatal("the password was printed")
+			}
+		})
+	}
+}
+
+func TestHelp(t *testing.T) {
+	code, _, stderr := ldapsim(t, t.Context(), "-h")
+	if code != exitOK || !strings.Contains(stderr, "-pool-size") {
+		t.Fatalf("-h: exit %d, stderr %q; want 0 and the flags", code, stderr)
+	}
+}
+
+func TestModelRunTable(t *testing.T) {
+	code, stdout, stderr := ldapsim(t, t.Context(), "-target", "model", "-duration", "300ms", "-clients", "4", "-pool-size", "2")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"server model", "throughput", "lease wait", "Jain's index", "errors       none"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("report lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestEmbeddedRunJSON(t *testing.T) {
+	code, stdout, stderr := ldapsim(t, t.Context(), "-duration", "300ms", "-json", "-workload", "multiprocess", "-processes", "2", "-threads", "2", "-pool-size", "1")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var rep struct {
+		Backend string
+		Ops     int64
+		Server  struct{ Peak int }
+		Errors  struct{ Connect, Op int64 }
+	}
+	if err := json.Unmarshal([]byte(stdout), &rep); err != nil {
+		t.Fatalf("-json output does not parse: %v\n%s", err, stdout)
+	}
+	if !strings.Contains(rep.Backend, "embedded") || rep.Ops == 0 || rep.Server.Peak != 2 {
+		t.Fatalf("report %+v; want searches on the embedded server through 2 connections in all", rep)
+	}
+}
+
+func TestSweepWithAdvisorAndChart(t *testing.T) {
+	chart := filepath.Join(t.TempDir(), "sizing.svg")
+	code, stdout, stderr := ldapsim(t, t.Context(), "-target", "model", "-latency", "constant", "-latency-mean", "5ms",
+		"-duration", "300ms", "-clients", "8", "-sweep", "1,8", "-target-p99", "1s", "-chart", chart)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if !strings.Contains(stdout, "advisor: pool size 1 is the smallest") {
+		t.Errorf("sweep output lacks the advice:\n%s", stdout)
+	}
+	svg, err := os.ReadFile(chart)
+	if err != nil || !bytes.HasPrefix(svg, []byte("<svg")) {
+		t.Fatalf("chart: %v, begins %.20q; want an SVG file", err, svg)
+	}
+}
+
+func TestInterruptPrintsWhatWasMeasured(t *testing.T) {
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	code, stdout, stderr := ldapsim(t, ctx, "-target", "model", "-duration", "1h", "-clients", "2", "-pool-size", "1")
+	if code != exitInterrupted || !strings.Contains(stdout, "interrupted") || !strings.Contains(stderr, "interrupted") {
+		t.Fatalf("exit %d\nstdout %s\nstderr %s\nwant 130 and a report marked interrupted", code, stdout, stderr)
+	}
+}

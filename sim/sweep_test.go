@@ -1,0 +1,118 @@
+package sim_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/fairpool/ldappool/sim"
+)
+
+func TestSweepAndAdvise(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// 16 clients, 1ms operations: at size n each waits (16-n)/n ms.
+		m := newModel(t, constant(time.Millisecond))
+		res, err := sim.Sweep(t.Context(), m, sim.Config{
+			Workload: sim.Workload{Kind: sim.Closed, Clients: 16},
+			Duration: 2 * time.Second,
+		}, []int{1, 2, 4, 8, 16})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantP99 := map[int]time.Duration{1: 15 * time.Millisecond, 2: 7 * time.Millisecond, 4: 3 * time.Millisecond, 8: time.Millisecond, 16: 0}
+		for _, r := range res.Runs {
+			if r.Wait.P99 != wantP99[r.PoolSize] {
+				t.Errorf("size %d: p99 wait %v; want %v", r.PoolSize, r.Wait.P99, wantP99[r.PoolSize])
+			}
+		}
+		for _, tc := range []struct {
+			target time.Duration
+			found  bool
+			size   int
+		}{
+			{5 * time.Millisecond, true, 4},
+			{3 * time.Millisecond, true, 4},
+			{time.Millisecond, true, 8},
+			{0, true, 16},
+			{20 * time.Millisecond, true, 1},
+		} {
+			a := sim.Advise(res.Runs, tc.target)
+			if a.Found != tc.found || a.Size != tc.size {
+				t.Errorf("Advise(%v) = %+v; want size %d", tc.target, a, tc.size)
+			}
+		}
+		a := sim.Advise(res.Runs[:3], time.Millisecond)
+		if a.Found || a.Size != 4 || !strings.Contains(a.Reason, "try larger sizes") {
+			t.Errorf("Advise over sizes 1,2,4 for 1ms = %+v; want not found, best size 4, and advice", a)
+		}
+		res.Advice = &a
+
+		var table, svg bytes.Buffer
+		if err := res.WriteTable(&table); err != nil {
+			t.Fatal(err)
+		}
+		if lines := strings.Count(table.String(), "\n"); lines < 10 || !strings.Contains(table.String(), "advisor:") {
+			t.Errorf("sweep table:\n%s\nwant a header, 5 rows and the advice", table.String())
+		}
+		if err := res.WriteChart(&svg); err != nil {
+			t.Fatal(err)
+		}
+		if err := xml.Unmarshal(svg.Bytes(), new(struct{ XMLName xml.Name })); err != nil || !bytes.HasPrefix(svg.Bytes(), []byte("<svg")) {
+			t.Errorf("chart is not an SVG document: %v", err)
+		}
+	})
+}
+
+func TestAdviseSkipsRunsWithTimeouts(t *testing.T) {
+	runs := []*sim.Report{
+		{PoolSize: 1, Wait: sim.Percentiles{Count: 10, P99: time.Millisecond}, Errors: sim.Errors{Timeout: 5}},
+		{PoolSize: 2, Wait: sim.Percentiles{Count: 10, P99: 4 * time.Millisecond}},
+		{PoolSize: 3, Wait: sim.Percentiles{Count: 10, P99: time.Millisecond}, Interrupted: true},
+	}
+	if a := sim.Advise(runs, 5*time.Millisecond); !a.Found || a.Size != 2 {
+		t.Fatalf("Advise = %+v; want size 2: size 1 timed out, size 3 was interrupted", a)
+	}
+}
+
+func TestChartOfOneRun(t *testing.T) {
+	res := &sim.SweepResult{Runs: []*sim.Report{{PoolSize: 4}}}
+	var svg bytes.Buffer
+	if err := res.WriteChart(&svg); err != nil {
+		t.Fatalf("chart of one run with zero figures: %v", err)
+	}
+	if err := (&sim.SweepResult{}).WriteChart(&svg); err == nil {
+		t.Fatal("chart of no runs = nil error")
+	}
+}
+
+func TestSweepStopsWhenInterrupted(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newModel(t, constant(time.Millisecond))
+		ctx, cancel := context.WithCancel(t.Context())
+		time.AfterFunc(1500*time.Millisecond, cancel)
+		res, err := sim.Sweep(ctx, m, sim.Config{
+			Workload: sim.Workload{Kind: sim.Closed, Clients: 4},
+			Duration: time.Second,
+		}, []int{1, 2, 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Runs) != 2 || res.Runs[0].Interrupted || !res.Runs[1].Interrupted {
+			t.Fatalf("%d runs; want the first complete and the second interrupted", len(res.Runs))
+		}
+	})
+}
+
+func TestSweepRejectsBadSizes(t *testing.T) {
+	m := newModel(t, constant(time.Millisecond))
+	cfg := sim.Config{Workload: sim.Workload{Kind: sim.Closed, Clients: 1}, Duration: time.Second}
+	for _, sizes := range [][]int{nil, {1, 0}} {
+		if _, err := sim.Sweep(t.Context(), m, cfg, sizes); err == nil {
+			t.Errorf("Sweep(%v) = nil error", sizes)
+		}
+	}
+}

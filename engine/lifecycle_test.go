@@ -66,7 +66,14 @@ func TestIdleTimeoutKeepsMinIdle(t *testing.T) {
 		fc := &fakeConnector{}
 		p := newPool(t, fc, engine.WithIdleTimeout(time.Minute), engine.WithPrunePeriod(10*time.Second),
 			engine.WithMinIdle(1), engine.WithDefaultKey(keyA))
-		ls := []*lease.Lease[*fakeConn]{mustLease(t, p, keyA), mustLease(t, p, keyA), mustLease(t, p, keyA)}
+		// Each lease takes the warm connection, and the pool warms another
+		// before the next lease (synctest.Wait), so the count is exact.
+		var ls []*lease.Lease[*fakeConn]
+		for range 3 {
+			synctest.Wait()
+			ls = append(ls, mustLease(t, p, keyA))
+		}
+		synctest.Wait()
 		for _, l := range ls {
 			l.Release()
 		}

@@ -15,6 +15,8 @@ sim:
 ## bench: the benchmarks whose figures are in docs/benchmarks.md.
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms ./engine/
+	$(GO) test -run '^$$' -bench 'Search|OverloadFairness' -benchtime 200ms ./ldapconn/
+	$(GO) test -run '^$$' -bench Failover -benchtime 1x ./ldapconn/
 
 ## lint: gofmt, vet and staticcheck.
 lint:

@@ -3,12 +3,13 @@ package engine_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fairpool/ldappool/sim"
 )
 
 // The benchmarks of docs/benchmarks.md: this pool against puddle and a
@@ -165,10 +166,10 @@ func BenchmarkFairness(b *testing.B) {
 				hold += h
 			}
 			us := func(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
-			b.ReportMetric(us(benchPercentile(all, 50)), "wait-p50-µs")
-			b.ReportMetric(us(benchPercentile(all, 99)), "wait-p99-µs")
-			b.ReportMetric(us(benchPercentile(all, 100)), "wait-max-µs")
-			b.ReportMetric(jainIndex(counts), "jain")
+			b.ReportMetric(us(sim.Percentile(all, 50)), "wait-p50-µs")
+			b.ReportMetric(us(sim.Percentile(all, 99)), "wait-p99-µs")
+			b.ReportMetric(us(sim.Percentile(all, 100)), "wait-max-µs")
+			b.ReportMetric(sim.Jain(floats(counts)), "jain")
 			b.ReportMetric(float64(slices.Min(counts)), "client-ops-min")
 			b.ReportMetric(float64(slices.Max(counts)), "client-ops-max")
 			b.ReportMetric(us(hold)/float64(max(1, len(all))), "hold-µs")
@@ -176,85 +177,11 @@ func BenchmarkFairness(b *testing.B) {
 	}
 }
 
-// benchPercentile returns the p-th percentile (0 < p <= 100) of sorted, an
-// ascending slice, by the nearest-rank method: the smallest value that at
-// least p% of the values do not exceed. p=100 is the maximum; an empty slice
-// gives 0.
-func benchPercentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
+// floats converts per-client counts for sim.Jain.
+func floats(xs []int) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = float64(x)
 	}
-	rank := int(math.Ceil(p * float64(len(sorted)) / 100))
-	return sorted[min(max(rank, 1), len(sorted))-1]
-}
-
-// jainIndex returns Jain's fairness index of xs, (Σx)² / (n·Σx²): 1 when all
-// are equal, k/n when k of n share equally and the rest get nothing, 1/n when
-// one gets everything. It is undefined for no values or all zero, and returns
-// 0 then.
-func jainIndex(xs []int) float64 {
-	var sum, sumSq float64
-	for _, x := range xs {
-		sum += float64(x)
-		sumSq += float64(x) * float64(x)
-	}
-	if sumSq == 0 {
-		return 0
-	}
-	return sum * sum / (float64(len(xs)) * sumSq)
-}
-
-func TestBenchPercentile(t *testing.T) {
-	hundred := make([]time.Duration, 100) // 1..100
-	for i := range hundred {
-		hundred[i] = time.Duration(i + 1)
-	}
-	tests := []struct {
-		name   string
-		sorted []time.Duration
-		p      float64
-		want   time.Duration
-	}{
-		{"empty", nil, 50, 0},
-		{"one value p50", []time.Duration{7}, 50, 7},
-		{"one value p99", []time.Duration{7}, 99, 7},
-		{"1..100 p50", hundred, 50, 50},
-		{"1..100 p99", hundred, 99, 99},
-		{"1..100 p99.5", hundred, 99.5, 100},
-		{"1..100 max", hundred, 100, 100},
-		{"1..100 p1", hundred, 1, 1},
-		{"tiny p rounds up to the first", hundred, 0.001, 1},
-		{"1..4 p50 is the second", []time.Duration{1, 2, 3, 4}, 50, 2},
-		{"1..4 p51 is the third", []time.Duration{1, 2, 3, 4}, 51, 3},
-		{"1..4 p99 is the last", []time.Duration{1, 2, 3, 4}, 99, 4},
-	}
-	for _, tt := range tests {
-		if got := benchPercentile(tt.sorted, tt.p); got != tt.want {
-			t.Errorf("%s: benchPercentile(p=%v) = %v; want %v", tt.name, tt.p, got, tt.want)
-		}
-	}
-}
-
-func TestJainIndex(t *testing.T) {
-	oneHot := make([]int, 64)
-	oneHot[17] = 450
-	tests := []struct {
-		name string
-		xs   []int
-		want float64
-	}{
-		{"equal counts", []int{450, 450, 450, 450}, 1},
-		{"one value", []int{3}, 1},
-		{"one-hot among 64", oneHot, 1.0 / 64},
-		{"half get everything", []int{5, 5, 0, 0}, 0.5},
-		{"1, 2, 3", []int{1, 2, 3}, 36.0 / 42},
-		{"scale does not matter", []int{10, 20, 30}, 36.0 / 42},
-		{"all zero", []int{0, 0, 0}, 0},
-		{"none", nil, 0},
-	}
-	for _, tt := range tests {
-		if got := jainIndex(tt.xs); math.Abs(got-tt.want) > 1e-12 {
-			t.Errorf("%s: jainIndex(%v) = %v; want %v", tt.name, tt.xs, got, tt.want)
-		}
-	}
+	return out
 }

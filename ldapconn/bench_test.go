@@ -3,7 +3,6 @@ package ldapconn_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"net"
 	"slices"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/fairpool/ldappool/ldapconn"
 	"github.com/fairpool/ldappool/ldaptest"
 	"github.com/fairpool/ldappool/ldaptest/slapd"
+	"github.com/fairpool/ldappool/sim"
 )
 
 // The end-to-end benchmarks of docs/benchmarks.md ("End-to-end against
@@ -99,8 +99,8 @@ func BenchmarkSearch(b *testing.B) {
 				})
 				all := slices.Concat(lat...)
 				slices.Sort(all)
-				b.ReportMetric(benchMicros(benchPercentile(all, 50)), "p50-µs")
-				b.ReportMetric(benchMicros(benchPercentile(all, 99)), "p99-µs")
+				b.ReportMetric(benchMicros(sim.Percentile(all, 50)), "p50-µs")
+				b.ReportMetric(benchMicros(sim.Percentile(all, 99)), "p99-µs")
 			})
 		}
 	}
@@ -131,12 +131,12 @@ func BenchmarkOverloadFairness(b *testing.B) {
 			}
 			all := slices.Concat(waits...)
 			slices.Sort(all)
-			b.ReportMetric(benchJain(counts), "jain")
+			b.ReportMetric(sim.Jain(benchFloats(counts)), "jain")
 			b.ReportMetric(float64(slices.Min(counts)), "client-ops-min")
 			b.ReportMetric(float64(slices.Max(counts)), "client-ops-max")
-			b.ReportMetric(benchMicros(benchPercentile(all, 50)), "wait-p50-µs")
-			b.ReportMetric(benchMicros(benchPercentile(all, 99)), "wait-p99-µs")
-			b.ReportMetric(benchMicros(benchPercentile(all, 100)), "wait-max-µs")
+			b.ReportMetric(benchMicros(sim.Percentile(all, 50)), "wait-p50-µs")
+			b.ReportMetric(benchMicros(sim.Percentile(all, 99)), "wait-p99-µs")
+			b.ReportMetric(benchMicros(sim.Percentile(all, 100)), "wait-max-µs")
 		})
 	}
 }
@@ -516,33 +516,13 @@ func firstOf(a, b error) error {
 	return b
 }
 
-// --- statistics, copied from engine/bench_test.go (package engine_test,
-// which cannot be imported): test helpers, kept in step by hand.
-
-// benchPercentile returns the p-th percentile (0 < p <= 100) of sorted, an
-// ascending slice, by the nearest-rank method: the smallest value that at
-// least p% of the values do not exceed. p=100 is the maximum; an empty slice
-// gives 0.
-func benchPercentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	rank := int(math.Ceil(p * float64(len(sorted)) / 100))
-	return sorted[min(max(rank, 1), len(sorted))-1]
-}
-
-// benchJain returns Jain's fairness index of xs, (Σx)² / (n·Σx²): 1 when all
-// are equal, 1/n when one gets everything, 0 for no values or all zero.
-func benchJain(xs []int) float64 {
-	var sum, sumSq float64
-	for _, x := range xs {
-		sum += float64(x)
-		sumSq += float64(x) * float64(x)
-	}
-	if sumSq == 0 {
-		return 0
-	}
-	return sum * sum / (float64(len(xs)) * sumSq)
-}
-
 func benchMicros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// benchFloats converts per-client counts for sim.Jain.
+func benchFloats(xs []int) []float64 {
+	out := make([]float64, len(xs))
+	for i, x := range xs {
+		out[i] = float64(x)
+	}
+	return out
+}

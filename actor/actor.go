@@ -58,8 +58,8 @@ func (a *Actor[M]) loop(handle func(M)) {
 // Send posts m to the mailbox. It blocks while the mailbox is full and
 // reports false, without delivering m, once the actor has stopped.
 //
-// The handler must not call Send on its own actor when the mailbox may be
-// full; it should change its state directly instead.
+// The handler must not call Send on its own actor: when the mailbox is full
+// it would wait for itself. It should change its state directly instead.
 func (a *Actor[M]) Send(m M) bool {
 	select {
 	case <-a.stop:
@@ -74,29 +74,10 @@ func (a *Actor[M]) Send(m M) bool {
 	}
 }
 
-// TrySend posts m if the mailbox has room right now and reports whether it
-// did. The handler may use it to post to itself without blocking.
-func (a *Actor[M]) TrySend(m M) bool {
-	select {
-	case <-a.stop:
-		return false
-	default:
-	}
-	select {
-	case a.inbox <- m:
-		return true
-	default:
-		return false
-	}
-}
-
 // Stop asks the loop to end after the message it is handling. Messages still
 // in the mailbox are dropped. Stop may be called more than once and from the
 // handler itself.
 func (a *Actor[M]) Stop() { a.once.Do(func() { close(a.stop) }) }
-
-// Stopping returns a channel closed once Stop has been called.
-func (a *Actor[M]) Stopping() <-chan struct{} { return a.stop }
 
 // Done returns a channel closed once the loop goroutine has returned.
 func (a *Actor[M]) Done() <-chan struct{} { return a.stopped }

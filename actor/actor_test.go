@@ -44,9 +44,6 @@ func TestMessagesHandledInOrder(t *testing.T) {
 	if a.Send(msg{n: 1}) {
 		t.Fatal("Send after Stop = true; want false")
 	}
-	if a.TrySend(msg{n: 1}) {
-		t.Fatal("TrySend after Stop = true; want false")
-	}
 	if _, ok := actor.Call(a, &replies, func(c chan int) msg { return msg{reply: c} }); ok {
 		t.Fatal("Call after Stop reported a reply")
 	}

@@ -157,6 +157,11 @@ func WithRetryBroken(retry bool) Option { return optionFunc(func(c *config) { c.
 // WithLogger sets where the pool logs: leaks and close errors as warnings,
 // and a trace of every dial, lease, release and close at debug level.
 // Default slog.Default().
+//
+// The debug trace is written from the supervisor goroutine, so with debug
+// enabled the handler must not block (a handler writing to a file or stderr
+// is fine; one that ships records over the network should queue them). With
+// debug disabled the supervisor only asks Enabled.
 func WithLogger(l *slog.Logger) Option { return optionFunc(func(c *config) { c.logger = l }) }
 
 // WithBackOff sets how background dials (WithMinIdle, replacements of

@@ -95,13 +95,10 @@ func (p *Pool[C]) lease(ctx context.Context, key Key, fresh bool) (*lease.Lease[
 // cancel tells the supervisor the waiter gave up. The reply channel is not
 // recycled: the supervisor may already have answered on it, and takes the
 // answer back.
-func (p *Pool[C]) cancel(w *waiter[C]) {
-	if !p.a.Send(message[C]{kind: mCancel, w: w}) {
-		// The supervisor has stopped; a reply it sent before stopping holds a
-		// connection that the close already closed.
-		return
-	}
-}
+//
+// When the supervisor has stopped the send fails, and nothing is lost: a
+// reply it sent before stopping holds a connection its close already closed.
+func (p *Pool[C]) cancel(w *waiter[C]) { p.a.Send(message[C]{kind: mCancel, w: w}) }
 
 func (p *Pool[C]) newLease(r result[C]) (*lease.Lease[C], error) {
 	if r.err != nil {
@@ -117,13 +114,10 @@ func (p *Pool[C]) newLease(r result[C]) (*lease.Lease[C], error) {
 }
 
 // Return implements lease.Returner: the lease's Release or Discard lands here.
-// It is not for callers.
+// It is not for callers. After a forced Close the supervisor has stopped and
+// the send fails: the close already closed the connection.
 func (p *Pool[C]) Return(handle any, err error) {
-	e := handle.(*entry[C])
-	if !p.a.Send(message[C]{kind: mRelease, e: e, err: err}) {
-		// Closed and stopped: the forced close already closed the connection.
-		return
-	}
+	p.a.Send(message[C]{kind: mRelease, e: handle.(*entry[C]), err: err})
 }
 
 // Do leases a connection for key, calls fn with it and releases it when fn

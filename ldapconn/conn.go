@@ -20,10 +20,6 @@ type Conn struct {
 	server int // index in the pool's server list
 }
 
-// LDAP returns the go-ldap connection. Operations on it bypass the lease's
-// context and state tracking; prefer Lease.Client.
-func (c *Conn) LDAP() *ldap.Conn { return c.ldap }
-
 // connector is the engine.Connector of an LDAP pool: it dials in the order
 // the strategy gives, binds, validates, rebinds and closes.
 type connector struct {

@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"errors"
+	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +13,7 @@ import (
 	"github.com/cenkalti/backoff/v4"
 
 	"github.com/fairpool/ldappool/engine"
+	"github.com/fairpool/ldappool/internal/logbuf"
 	"github.com/fairpool/ldappool/lease"
 )
 
@@ -278,7 +281,7 @@ func TestStateTable(t *testing.T) {
 
 func TestLeakIsLogged(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var buf syncBuffer
+		var buf logbuf.Buffer
 		p := newPool(t, &fakeConnector{}, engine.WithLeakThreshold(time.Minute), engine.WithLogger(newTextLogger(&buf)))
 		l := mustLease(t, p, keyA)
 		time.Sleep(61 * time.Second)
@@ -288,4 +291,8 @@ func TestLeakIsLogged(t *testing.T) {
 		}
 		l.Release()
 	})
+}
+
+func newTextLogger(w io.Writer) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

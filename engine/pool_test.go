@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -404,7 +405,7 @@ func TestCloseForcesLeasesWhenContextEnds(t *testing.T) {
 func TestKeyNeverPrintsCredentials(t *testing.T) {
 	k := engine.Key{Name: "svc#1a2b", Credentials: "hunter2"}
 	for _, format := range []string{"%v", "%+v", "%#v", "%s"} {
-		if s := fmtSprintf(format, k); strings.Contains(s, "hunter2") {
+		if s := fmt.Sprintf(format, k); strings.Contains(s, "hunter2") {
 			t.Fatalf("%s printed the credentials: %s", format, s)
 		}
 	}

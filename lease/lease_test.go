@@ -1,7 +1,6 @@
 package lease_test
 
 import (
-	"bytes"
 	"errors"
 	"log/slog"
 	"runtime"
@@ -10,6 +9,8 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/fairpool/ldappool/internal/logbuf"
 
 	"go.uber.org/goleak"
 
@@ -90,7 +91,7 @@ func TestConcurrentReleaseReturnsOnce(t *testing.T) {
 
 func TestLeaseHeldPastThresholdIsLogged(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var buf syncBuffer
+		var buf logbuf.Buffer
 		log := slog.New(slog.NewTextHandler(&buf, nil))
 		r := newRecorder()
 		l := lease.New("c", r, nil, lease.Info{Key: "svc", LeakAt: time.Minute, Logger: log, LeasedAt: time.Now()})
@@ -111,7 +112,7 @@ func TestLeaseHeldPastThresholdIsLogged(t *testing.T) {
 
 func TestReleasedLeaseIsNotReportedAsLeak(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		var buf syncBuffer
+		var buf logbuf.Buffer
 		l := lease.New("c", newRecorder(), nil, lease.Info{Key: "svc", LeakAt: time.Minute, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
 		l.Release()
 		time.Sleep(2 * time.Minute)
@@ -123,7 +124,7 @@ func TestReleasedLeaseIsNotReportedAsLeak(t *testing.T) {
 }
 
 func TestDroppedLeaseIsReportedAndReturned(t *testing.T) {
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	r := newRecorder()
 	func() {
 		lease.New("c", r, nil, lease.Info{Key: "svc", Logger: slog.New(slog.NewTextHandler(&buf, nil))})
@@ -145,21 +146,4 @@ func TestDroppedLeaseIsReportedAndReturned(t *testing.T) {
 		}
 	}
 	t.Fatal("a dropped lease was never returned to the pool after 50 collections")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

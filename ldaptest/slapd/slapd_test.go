@@ -1,10 +1,10 @@
 package slapd
 
 import (
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/fairpool/ldappool/internal/logbuf"
 
 	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/goleak"
@@ -194,32 +196,56 @@ func TestKillRestart(t *testing.T) {
 }
 
 // TestRestartUnderLoad restarts the server while clients hammer it, which
-// leaves connections in TIME_WAIT on the port.
+// leaves connections in TIME_WAIT on the port. Each restart waits for the
+// clients to have bound successfully since the last one; the clients' loops
+// are bounded in count and stop with the test.
 func TestRestartUnderLoad(t *testing.T) {
 	s := Start(t)
 	stop := make(chan struct{})
+	bound := make(chan struct{}, 1) // a successful bind since the last look
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
-			for i := w; ; i += 4 {
+			for i := w; i < 100000; i += 4 {
 				select {
 				case <-stop:
 					return
 				default:
 				}
-				c, err := ldap.DialURL(s.URL())
+				c, err := ldap.DialURL(s.URL(), ldap.DialWithDialer(&net.Dialer{Timeout: time.Second}))
 				if err != nil {
+					// Down while restarting: wait for it rather than spin.
+					select {
+					case <-stop:
+						return
+					case <-time.After(5 * time.Millisecond):
+					}
 					continue
 				}
 				c.SetTimeout(time.Second)
-				_ = c.Bind(ldaptest.UserDN(i%ldaptest.Users), ldaptest.UserPassword(i%ldaptest.Users))
+				if c.Bind(ldaptest.UserDN(i%ldaptest.Users), ldaptest.UserPassword(i%ldaptest.Users)) == nil {
+					select {
+					case bound <- struct{}{}:
+					default:
+					}
+				}
 				c.Close()
 			}
 		})
 	}
 	defer func() { close(stop); wg.Wait() }()
+	waitForBinds := func() {
+		t.Helper()
+		for range 2 { // the second one surely began after the last restart
+			select {
+			case <-bound:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no client bound within 10s")
+			}
+		}
+	}
 	for range 3 {
-		time.Sleep(100 * time.Millisecond)
+		waitForBinds()
 		if err := s.Kill(); err != nil {
 			t.Fatal(err)
 		}
@@ -227,6 +253,7 @@ func TestRestartUnderLoad(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	waitForBinds()
 	conn := dial(t, s.URL())
 	bindAdmin(t, conn)
 	checkUser(t, conn, 3)
@@ -348,7 +375,7 @@ func TestTwoServers(t *testing.T) {
 }
 
 func TestLogOutput(t *testing.T) {
-	var buf syncBuffer
+	var buf logbuf.Buffer
 	s := Start(t, WithLogOutput(&buf), WithLogLevel("stats"))
 	conn := dial(t, s.URL())
 	bindAdmin(t, conn)
@@ -459,21 +486,4 @@ func TestNotInstalled(t *testing.T) {
 		Start(t)
 		t.Error("Start returned although slapd is missing")
 	})
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

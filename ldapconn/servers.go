@@ -1,98 +1,176 @@
 package ldapconn
 
 import (
-	"errors"
 	"fmt"
-	"net/url"
-	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
 )
 
-// ErrBadURI is wrapped by the error for a server URI that cannot be used.
-var ErrBadURI = errors.New("ldapconn: bad server URI")
+// Strategy chooses the order in which servers are tried for a new connection.
+type Strategy int
 
-// Server is one directory server of a pool's list.
-type Server struct {
-	URL  string // as given, normalised: scheme://host:port
-	Host string // host:port to dial
-	TLS  bool   // ldaps://: TLS from the first byte
-}
+const (
+	// Failover tries the servers in the order given; connections to any but
+	// the first get a short lifetime (WithFailbackAfter) so the pool comes
+	// back to the first soon after it recovers. The default.
+	Failover Strategy = iota
+	// RoundRobin starts each dial at the next server in turn.
+	RoundRobin
+	// FewestConnections dials the server with the fewest open connections.
+	FewestConnections
+)
 
-func (s Server) String() string { return s.URL }
-
-// ParseServers reads a server list as Python ldappool and Keystone take it:
-// URIs separated by commas or white space, ldap:// or ldaps://, with an
-// optional port (389 and 636 by default). Every URI must parse; the error
-// names the first that does not and wraps ErrBadURI.
-func ParseServers(list string) ([]Server, error) {
-	fields := strings.FieldsFunc(list, func(r rune) bool {
-		return r == ',' || r == ' ' || r == '\t' || r == '\n' || r == '\r'
-	})
-	return parseURIs(fields)
-}
-
-func parseURIs(uris []string) ([]Server, error) {
-	if len(uris) == 0 {
-		return nil, fmt.Errorf("%w: the server list is empty", ErrBadURI)
+func (s Strategy) String() string {
+	switch s {
+	case Failover:
+		return "failover"
+	case RoundRobin:
+		return "round-robin"
+	case FewestConnections:
+		return "fewest-connections"
 	}
-	servers := make([]Server, 0, len(uris))
-	seen := map[string]bool{}
-	for _, raw := range uris {
-		s, err := parseURI(strings.TrimSpace(raw))
-		if err != nil {
-			return nil, err
+	return fmt.Sprintf("Strategy(%d)", int(s))
+}
+
+// health tracks each server's state for the connector. It is the
+// connector's own state, shared by the dial workers, hence its mutex; the
+// pool's state stays with the engine's supervisor.
+type health struct {
+	servers  []Server
+	strategy Strategy
+	rr       atomic.Uint64
+	mu       sync.Mutex
+	state    []serverState // guarded by mu
+	open     []atomic.Int64
+}
+
+type serverState struct {
+	downUntil time.Time
+	lastErr   error
+	failures  int
+	back      *backoff.ExponentialBackOff
+}
+
+func newHealth(servers []Server, strategy Strategy, initial, maxDelay time.Duration) *health {
+	h := &health{servers: servers, strategy: strategy, state: make([]serverState, len(servers)), open: make([]atomic.Int64, len(servers))}
+	for i := range h.state {
+		b := backoff.NewExponentialBackOff()
+		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = initial, maxDelay, 0
+		b.Reset()
+		h.state[i].back = b
+	}
+	return h
+}
+
+// order returns the servers to try now, best first, leaving out those in
+// their backoff.
+func (h *health) order(now time.Time) []int {
+	n := len(h.servers)
+	idx := make([]int, 0, n)
+	start := 0
+	if h.strategy == RoundRobin {
+		start = int((h.rr.Add(1) - 1) % uint64(n))
+	}
+	h.mu.Lock()
+	for k := range n {
+		i := (start + k) % n
+		if !now.Before(h.state[i].downUntil) {
+			idx = append(idx, i)
 		}
-		if seen[s.URL] {
-			return nil, fmt.Errorf("%w %q: listed twice", ErrBadURI, raw)
-		}
-		seen[s.URL] = true
-		servers = append(servers, s)
 	}
-	return servers, nil
+	h.mu.Unlock()
+	if h.strategy == FewestConnections {
+		// Insertion sort: a handful of servers, and stable for equal counts.
+		for a := 1; a < len(idx); a++ {
+			for b := a; b > 0 && h.open[idx[b]].Load() < h.open[idx[b-1]].Load(); b-- {
+				idx[b], idx[b-1] = idx[b-1], idx[b]
+			}
+		}
+	}
+	return idx
 }
 
-func parseURI(raw string) (Server, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return Server{}, fmt.Errorf("%w %q: %v", ErrBadURI, raw, err)
+func (h *health) down(i int, err error, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &h.state[i]
+	if now.Before(s.downUntil) {
+		s.lastErr = err // already down: keep its backoff, note the newest cause
+		return
 	}
-	var port string
-	switch strings.ToLower(u.Scheme) {
-	case "ldap":
-		port = "389"
-	case "ldaps":
-		port = "636"
-	case "":
-		return Server{}, fmt.Errorf("%w %q: no scheme; write ldap://%s or ldaps://%s", ErrBadURI, raw, raw, raw)
-	default:
-		return Server{}, fmt.Errorf("%w %q: scheme %q is not ldap or ldaps", ErrBadURI, raw, u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return Server{}, fmt.Errorf("%w %q: no host", ErrBadURI, raw)
-	}
-	if u.User != nil {
-		return Server{}, fmt.Errorf("%w %q: credentials do not belong in the URI; use WithBind", ErrBadURI, redact(u))
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return Server{}, fmt.Errorf("%w %q: port %q is not 1 to 65535", ErrBadURI, raw, p)
-		}
-		port = p
-	}
-	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
-		return Server{}, fmt.Errorf("%w %q: a DN or query in the URI is not supported", ErrBadURI, raw)
-	}
-	host := u.Hostname()
-	hostport := host + ":" + port
-	if strings.Contains(host, ":") {
-		hostport = "[" + host + "]:" + port
-	}
-	scheme := strings.ToLower(u.Scheme)
-	return Server{URL: scheme + "://" + hostport, Host: hostport, TLS: scheme == "ldaps"}, nil
+	s.failures++
+	s.lastErr = err
+	s.downUntil = now.Add(s.back.NextBackOff())
 }
 
-func redact(u *url.URL) string {
-	c := *u
-	c.User = url.User("REDACTED")
-	return c.String()
+func (h *health) up(i int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s := &h.state[i]
+	s.downUntil, s.failures = time.Time{}, 0
+	s.back.Reset()
 }
+
+func (h *health) isDown(i int, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return now.Before(h.state[i].downUntil)
+}
+
+// ServerStatus is one server's health as the pool sees it.
+type ServerStatus struct {
+	URL       string
+	Up        bool
+	RetryIn   time.Duration // when down: until the next dial may try it
+	Failures  int           // consecutive failures
+	LastError string
+	Open      int // connections open to it
+}
+
+func (h *health) status(now time.Time) []ServerStatus {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]ServerStatus, len(h.servers))
+	for i, s := range h.state {
+		out[i] = ServerStatus{URL: h.servers[i].URL, Up: !now.Before(s.downUntil), Failures: s.failures, Open: int(h.open[i].Load())}
+		if !out[i].Up {
+			out[i].RetryIn = s.downUntil.Sub(now)
+		}
+		if s.lastErr != nil {
+			out[i].LastError = s.lastErr.Error()
+		}
+	}
+	return out
+}
+
+// AllServersDownError is returned when no server could be dialed: every one
+// failed now or is waiting out its backoff after failing earlier.
+type AllServersDownError struct {
+	Servers []ServerStatus
+	Last    error // the last dial error met now, if any server was tried
+}
+
+func (e *AllServersDownError) Error() string {
+	var b strings.Builder
+	b.WriteString("ldapconn: every server is down:")
+	for _, s := range e.Servers {
+		fmt.Fprintf(&b, " %s (", s.URL)
+		if s.LastError != "" {
+			b.WriteString(s.LastError)
+		} else {
+			b.WriteString("no error recorded")
+		}
+		if s.RetryIn > 0 {
+			fmt.Fprintf(&b, "; retry in %v", s.RetryIn.Round(time.Millisecond))
+		}
+		b.WriteString(");")
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+// Unwrap returns the last dial error met, so errors.Is sees network errors.
+func (e *AllServersDownError) Unwrap() error { return e.Last }

@@ -60,12 +60,13 @@ type Rebinder[C any] interface {
 	Rebind(ctx context.Context, conn C, key Key) error
 }
 
-// BrokenClassifier is implemented by a Connector that can tell from an
-// operation's error whether the connection is unusable (network failure,
-// closed connection) rather than the operation having failed. Do discards a
-// connection whose operation returned such an error, and retries once.
-type BrokenClassifier interface {
-	Broken(err error) bool
+// Classifier is implemented by a Connector that can tell, from an
+// operation's error and the connection itself, whether the connection is
+// unusable (network failure, closed connection) rather than the operation
+// having failed. Pool.Broken asks it; Do discards such a connection and
+// retries once.
+type Classifier[C any] interface {
+	Broken(conn C, err error) bool
 }
 
 // Lifetimer is implemented by a Connector that wants some connections to live

@@ -38,6 +38,7 @@ func TestLifetimeExpiresConnections(t *testing.T) {
 			t.Fatalf("after the lifetime: open %d, expiries %d; want the idle one pruned", st.Open, st.Expiries)
 		}
 		held.Release() // expired: closed on release, not pooled
+		synctest.Wait()
 		if st := p.Stats(); st.Open != 0 || st.Expiries != 2 {
 			t.Fatalf("after releasing an expired conn: open %d, expiries %d; want 0, 2", st.Open, st.Expiries)
 		}
@@ -264,7 +265,7 @@ func TestStateTable(t *testing.T) {
 		time.Sleep(90 * time.Second)
 		out := p.String()
 		for _, want := range []string{
-			"open 2/10 (idle 1, in use 1, checking 0), dialing 0, waiting 0",
+			"open 2/10 (idle 1, in use 1, checking 0, closing 0), dialing 0, waiting 0",
 			"SLOT  STATE   KEY  AGE    EXPIRES IN  USES",
 			"0     leased  A    1m30s  8m30s       1",
 			"1     idle    B    1m30s  8m30s       1",

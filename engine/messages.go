@@ -15,6 +15,7 @@ const (
 	mRelease                    // e comes back; err non-nil: discard it
 	mDialed                     // a dial for key (and maybe w) ended: conn or err
 	mChecked                    // a validation or rebind of e (for w, maybe) ended
+	mClosed                     // the Connector's Close of e returned
 	mPrune                      // the prune timer fired
 	mValidateAll                // the background validation timer fired
 	mRefill                     // the backoff timer for background dials fired
@@ -26,14 +27,15 @@ const (
 // message is the one type the supervisor's mailbox carries: a tagged union,
 // sent by value, so that most messages allocate nothing.
 type message[C any] struct {
-	kind  msgKind
-	w     *waiter[C]
-	e     *entry[C]
-	key   Key
-	conn  C
-	err   error
-	check checkKind
-	stats chan Stats
+	kind    msgKind
+	w       *waiter[C]
+	e       *entry[C]
+	key     Key
+	conn    C
+	err     error
+	check   checkKind
+	replace bool // mDialed: the dial replaces a connection that failed a background check
+	stats   chan Stats
 }
 
 // result is the supervisor's one reply to a waiter.
@@ -63,6 +65,7 @@ type waiter[C any] struct {
 	since   time.Time
 	state   waiterState
 	dialing bool // a dial started on its behalf is in flight
+	room    bool // an idle connection of another key is closing to make room for its dial
 	waited  bool // it was not answered as soon as it arrived
 	elem    *actor.Elem[*waiter[C]]
 }
@@ -70,9 +73,10 @@ type waiter[C any] struct {
 type entryState uint8
 
 const (
-	eIdle entryState = iota
-	eLeased
-	eChecking // being validated or rebound on a worker
+	eIdle     entryState = iota // parked in its key's idle stack
+	eLeased                     // held by a caller
+	eChecking                   // being validated or rebound on a worker
+	eClosing                    // the Connector's Close is running on a worker
 )
 
 func (s entryState) String() string {
@@ -81,18 +85,20 @@ func (s entryState) String() string {
 		return "idle"
 	case eLeased:
 		return "leased"
-	default:
+	case eChecking:
 		return "checking"
+	default:
+		return "closing"
 	}
 }
 
 type checkKind uint8
 
 const (
-	checkLease   checkKind = iota // validate before handing to w
-	checkRelease                  // validate before pooling
-	checkIdle                     // background validation
-	checkRebind                   // rebind to w's key
+	validateOnLease   checkKind = iota // validate before handing to w
+	validateOnRelease                  // validate before parking
+	validateIdle                       // background validation
+	rebind                             // rebind to w's key
 )
 
 // entry is one open connection. Owned by the supervisor goroutine.
@@ -107,4 +113,5 @@ type entry[C any] struct {
 	leasedAt time.Time
 	checked  time.Time // when it last passed validation
 	uses     int
+	roomFor  *waiter[C] // eClosing: the waiter whose dial waits for this close
 }

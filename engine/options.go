@@ -19,6 +19,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	maxSize         int           // 10
 	minIdle         int           // 0: no connection is kept warm
+	maxIdle         int           // -1: as many as are open; 0: close every connection on release
 	softLimit       int           // 0: never grow past maxSize
 	failFast        bool          // false: wait for a connection
 	waitTimeout     time.Duration // 0: wait until the caller's context ends
@@ -42,6 +43,7 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		maxSize:         10,
+		maxIdle:         -1,
 		maxLifetime:     10 * time.Minute,
 		lifetimeJitter:  0.1,
 		idleTimeout:     5 * time.Minute,
@@ -69,6 +71,12 @@ func WithMaxSize(n int) Option { return optionFunc(func(c *config) { c.maxSize =
 // dialing in the background (with backoff after failures) to restore them.
 // It needs WithDefaultKey. Default 0.
 func WithMinIdle(n int) Option { return optionFunc(func(c *config) { c.minIdle = n }) }
+
+// WithMaxIdle keeps at most n connections idle; one released past it is
+// closed. WithMaxIdle(0) closes every connection when its lease ends, so each
+// lease dials anew (Python ldappool's use_pool=False). Default: no bound but
+// the max size.
+func WithMaxIdle(n int) Option { return optionFunc(func(c *config) { c.maxIdle = n }) }
 
 // WithDefaultKey names the key that WithMinIdle keeps warm.
 func WithDefaultKey(k Key) Option { return optionFunc(func(c *config) { c.defaultKey = &k }) }
@@ -189,6 +197,8 @@ func (c *config) validate() error {
 		return optionError("WithMaxSize", c.maxSize, "size must be at least 1")
 	case c.minIdle < 0:
 		return optionError("WithMinIdle", c.minIdle, "must not be negative")
+	case c.maxIdle < -1:
+		return optionError("WithMaxIdle", c.maxIdle, "must not be negative")
 	case c.minIdle > c.maxSize:
 		return optionError("WithMinIdle", c.minIdle, "must not exceed WithMaxSize")
 	case c.minIdle > 0 && c.defaultKey == nil:

@@ -18,6 +18,7 @@ import (
 // safe for concurrent use.
 type Pool[C any] struct {
 	cfg     config
+	leases  *lease.Config // shared by every lease of the pool
 	sup     *supervisor[C]
 	a       *actor.Actor[message[C]]
 	results actor.Replies[result[C]]
@@ -36,13 +37,17 @@ func New[C any](connector Connector[C], opts ...Option) (*Pool[C], error) {
 		return nil, &OptionError{Option: "New(nil)", Reason: "connector must not be nil"}
 	}
 	cfg := defaultConfig()
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			return nil, &OptionError{Option: fmt.Sprintf("New: option %d", i+1), Reason: "is nil"}
+		}
 		o.apply(&cfg)
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	p := &Pool[C]{cfg: cfg, drained: make(chan struct{})}
+	p.leases = &lease.Config{Returner: (*giveBack[C])(p), Logger: cfg.logger, LeakAt: cfg.leakThreshold}
 	p.sup = newSupervisor(p, connector)
 	// The mailbox is sized so that callers rarely block on a send; the
 	// supervisor itself never sends to it.
@@ -104,67 +109,78 @@ func (p *Pool[C]) newLease(r result[C]) (*lease.Lease[C], error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	return lease.New(r.conn, p, r.e, lease.Info{
-		Key:      r.key,
-		LeasedAt: r.leasedAt,
-		Reused:   r.reused,
-		Logger:   p.cfg.logger,
-		LeakAt:   p.cfg.leakThreshold,
-	}), nil
+	return lease.New(r.conn, p.leases, r.e, lease.Info{Key: r.key, LeasedAt: r.leasedAt, Reused: r.reused}), nil
 }
 
-// Return implements lease.Returner: the lease's Release or Discard lands here.
-// It is not for callers. After a forced Close the supervisor has stopped and
-// the send fails: the close already closed the connection.
-func (p *Pool[C]) Return(handle any, err error) {
-	p.a.Send(message[C]{kind: mRelease, e: handle.(*entry[C]), err: err})
+// giveBack is the way home of the pool's leases: their Release or Discard
+// lands here, and nowhere else can a caller hand a connection back. After a
+// forced Close the supervisor may have stopped and the send fails: the close
+// already closed the connection.
+type giveBack[C any] Pool[C]
+
+func (g *giveBack[C]) Return(handle any, err error) {
+	g.a.Send(message[C]{kind: mRelease, e: handle.(*entry[C]), err: err})
 }
 
 // Do leases a connection for key, calls fn with it and releases it when fn
-// returns. When fn's error says the connection is broken (it wraps ErrBroken,
-// or the Connector's BrokenClassifier says so) the connection is discarded,
-// and if it was a reused one Do calls fn once more on a freshly validated or
-// dialed connection, so that a server restart does not reach the caller as a
-// stale-connection error. A panic in fn discards the connection and goes on.
+// returns. When the connection turns out broken (see Broken) it is
+// discarded, and if it was a reused one Do calls fn once more on a freshly
+// validated or dialed connection, so that a server restart does not reach the
+// caller as a stale-connection error. When that retry cannot get a
+// connection, the error wraps both fn's error and the lease's, so errors.Is
+// and errors.As see each. A panic in fn discards the connection and goes on.
 func (p *Pool[C]) Do(ctx context.Context, key Key, fn func(l *lease.Lease[C]) error) error {
 	l, err := p.Lease(ctx, key)
 	if err != nil {
 		return err
 	}
-	err = p.run(l, fn)
-	if err == nil || !p.broken(err) || !l.Reused() || !p.cfg.retryBroken {
+	broken, err := p.run(l, fn)
+	if !broken || !l.Reused() || !p.cfg.retryBroken || ctx.Err() != nil {
 		return err
 	}
 	l, lerr := p.lease(ctx, key, true)
 	if lerr != nil {
-		return fmt.Errorf("%w (and no fresh connection to retry on: %v)", err, lerr)
+		return fmt.Errorf("%w (and no fresh connection to retry on: %w)", err, lerr)
 	}
-	return p.run(l, fn)
+	_, err = p.run(l, fn)
+	return err
 }
 
-func (p *Pool[C]) run(l *lease.Lease[C], fn func(*lease.Lease[C]) error) (err error) {
+// run calls fn with l and gives l back, released or discarded as Broken
+// says, reporting which.
+func (p *Pool[C]) run(l *lease.Lease[C], fn func(*lease.Lease[C]) error) (broken bool, err error) {
 	defer func() {
 		if v := recover(); v != nil {
 			l.Discard(fmt.Errorf("engine: panic while leased: %v", v))
 			panic(v)
 		}
-		if err != nil && p.broken(err) {
+		// Release discards a tainted lease, and does nothing to one its
+		// holder discarded.
+		if broken = p.Broken(l, err); broken && l.Tainted() == nil {
 			l.Discard(err)
 			return
 		}
 		l.Release()
 	}()
-	return fn(l)
+	return false, fn(l)
 }
 
-func (p *Pool[C]) broken(err error) bool {
+// Broken is the pool's one verdict on a connection that comes back with err,
+// the error of what its holder did with it: it is broken, and must be
+// closed rather than pooled, when its holder tainted it, when
+// err wraps ErrBroken, or when the Connector's Classifier says so. Do uses
+// it to choose between release, discard and retry.
+func (p *Pool[C]) Broken(l *lease.Lease[C], err error) bool {
+	if l.Tainted() != nil {
+		return true
+	}
+	if err == nil {
+		return false
+	}
 	if errors.Is(err, ErrBroken) {
 		return true
 	}
-	if c, ok := p.sup.connector.(BrokenClassifier); ok {
-		return c.Broken(err)
-	}
-	return false
+	return p.sup.classifier != nil && p.sup.classifier.Broken(l.Conn(), err)
 }
 
 // Stats returns a snapshot of the pool's state and counters. After Close it
@@ -188,24 +204,22 @@ func (p *Pool[C]) String() string { return p.Stats().String() }
 // Close closes the pool. New leases fail with ErrClosed at once, as do the
 // callers waiting for one, and idle connections are closed. Close then waits
 // for the leases still out to come back, closing each as it does, until ctx
-// ends: then it closes those connections under their holders. It returns
-// when every connection is closed and every goroutine of the pool has ended,
-// with ctx's error if it had to force the close. Calls after the first wait
-// for the same end and return nil.
+// ends: then it closes those connections under their holders and returns
+// ctx's error. Otherwise it returns nil once every connection is closed and
+// every goroutine of the pool has ended.
+//
+// Close may be called more than once, from any goroutine: each call honours
+// its own ctx in the same way.
 func (p *Pool[C]) Close(ctx context.Context) error {
+	p.closeOnce.Do(func() { p.a.Send(message[C]{kind: mClose}) })
 	var err error
-	first := false
-	p.closeOnce.Do(func() {
-		first = true
-		p.a.Send(message[C]{kind: mClose})
-		select {
-		case <-p.drained:
-		case <-ctx.Done():
-			err = fmt.Errorf("engine: close: leases still out: %w", ctx.Err())
-			p.a.Send(message[C]{kind: mForceClose})
-		}
-	})
-	if !first {
+	select {
+	case <-p.drained:
+	case <-ctx.Done():
+		err = fmt.Errorf("engine: close: leases still out: %w", ctx.Err())
+		p.a.Send(message[C]{kind: mForceClose})
+		// The forced close ends at once, but for dials, checks and
+		// closes still on workers, which the pool's context cancels.
 		<-p.drained
 	}
 	p.a.Wait()

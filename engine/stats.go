@@ -12,10 +12,11 @@ import (
 // messages, so its figures are consistent with each other.
 type Stats struct {
 	MaxSize    int  // WithMaxSize
-	Open       int  // connections open: Idle + InUse + Checking
+	Open       int  // connections open: Idle + InUse + Checking + Closing
 	Idle       int  // open and parked
 	InUse      int  // open and leased
 	Checking   int  // open and being validated or rebound
+	Closing    int  // being closed: they count against MaxSize until their close returns
 	Dialing    int  // dials in flight
 	Waiters    int  // callers queued for a connection
 	PoolClosed bool // Close has been called
@@ -41,7 +42,7 @@ type Counters struct {
 	Discards         uint64        // connections discarded by their holder
 	Expiries         uint64        // connections closed at the end of their lifetime
 	IdleClosed       uint64        // connections pruned as idle too long or above max size
-	Closed           uint64        // connections closed, for any reason
+	Closed           uint64        // connections whose close has returned, for any reason
 }
 
 // Opened returns how many connections were opened: Dials - DialErrors. For
@@ -58,7 +59,7 @@ type KeyStats struct {
 type ConnStats struct {
 	Slot      int
 	Key       string
-	State     string // idle, leased or checking
+	State     string // idle, leased, checking or closing
 	Age       time.Duration
 	ExpiresIn time.Duration
 	Uses      int
@@ -68,17 +69,18 @@ func (s *supervisor[C]) snapshot() Stats {
 	now := time.Now()
 	st := Stats{
 		MaxSize:    s.cfg.maxSize,
-		Open:       s.open,
-		Idle:       s.idleN,
-		InUse:      s.inUse,
-		Checking:   s.open - s.idleN - s.inUse,
+		Open:       s.conns.open,
+		Idle:       s.conns.idle,
+		InUse:      s.conns.inUse,
+		Checking:   s.conns.checking,
+		Closing:    s.conns.closing,
 		Dialing:    s.dialing,
 		Waiters:    s.waiters.Len(),
 		PoolClosed: s.closed,
 		Counters:   s.c,
 		Keys:       make(map[string]KeyStats),
 	}
-	for _, e := range s.slots {
+	for _, e := range s.conns.slots {
 		if e == nil {
 			continue
 		}
@@ -107,13 +109,13 @@ func (s *supervisor[C]) snapshot() Stats {
 // String renders the snapshot as a summary line and a state table, one row a
 // connection, like Python ldappool's:
 //
-//	open 2/10 (idle 1, in use 1, checking 0), dialing 0, waiting 0
+//	open 2/10 (idle 1, in use 1, checking 0, closing 0), dialing 0, waiting 0
 //	SLOT  STATE   KEY        AGE  EXPIRES IN  USES
 //	0     leased  svc#9f2c…  12s  9m30s       41
 func (st Stats) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "open %d/%d (idle %d, in use %d, checking %d), dialing %d, waiting %d",
-		st.Open, st.MaxSize, st.Idle, st.InUse, st.Checking, st.Dialing, st.Waiters)
+	fmt.Fprintf(&b, "open %d/%d (idle %d, in use %d, checking %d, closing %d), dialing %d, waiting %d",
+		st.Open, st.MaxSize, st.Idle, st.InUse, st.Checking, st.Closing, st.Dialing, st.Waiters)
 	if st.PoolClosed {
 		b.WriteString(", closed")
 	}

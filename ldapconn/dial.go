@@ -28,9 +28,10 @@ type connector struct {
 }
 
 var (
-	_ engine.Connector[*Conn] = (*connector)(nil)
-	_ engine.Rebinder[*Conn]  = (*connector)(nil)
-	_ engine.Lifetimer[*Conn] = (*connector)(nil)
+	_ engine.Connector[*Conn]  = (*connector)(nil)
+	_ engine.Rebinder[*Conn]   = (*connector)(nil)
+	_ engine.Lifetimer[*Conn]  = (*connector)(nil)
+	_ engine.Classifier[*Conn] = (*connector)(nil)
 )
 
 func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) {
@@ -168,8 +169,10 @@ func (c *connector) Close(conn *Conn) error {
 	return conn.ldap.Close()
 }
 
-// Broken implements engine.BrokenClassifier.
-func (c *connector) Broken(err error) bool { return IsBroken(err) }
+// Broken implements engine.Classifier: the connection is unusable when the
+// error says so, or when go-ldap is closing it (go-ldap reports some read
+// failures as plain errors).
+func (c *connector) Broken(conn *Conn, err error) bool { return IsBroken(err) || conn.ldap.IsClosing() }
 
 // Lifetime gives connections to a fallback server a short life under the
 // failover strategy, so that the pool returns to the first server soon

@@ -43,13 +43,18 @@ type Returner interface {
 	Return(handle any, err error)
 }
 
-// Info describes a lease when it is made.
-type Info struct {
-	Key      string        // the key's printable name (never a secret)
-	LeasedAt time.Time     // when the pool handed the connection out
-	Reused   bool          // the connection served an earlier lease
+// Config is what every lease of one pool shares: made once per pool.
+type Config struct {
+	Returner Returner      // takes the connections back
 	Logger   *slog.Logger  // where leaks are reported; nil: slog.Default()
-	LeakAt   time.Duration // log the lease if still held this long after LeasedAt; 0: never
+	LeakAt   time.Duration // log a lease still held this long after LeasedAt; 0: never
+}
+
+// Info describes one lease when it is made.
+type Info struct {
+	Key      string    // the key's printable name (never a secret)
+	LeasedAt time.Time // when the pool handed the connection out
+	Reused   bool      // the connection served an earlier lease
 }
 
 // Lease is one connection lent by a pool. Its methods are safe for
@@ -74,18 +79,19 @@ type state struct {
 	leak   *time.Timer
 }
 
-// New makes a lease of conn. ret.Return(handle, ...) is called once when the
-// lease is released, discarded or dropped.
-func New[C any](conn C, ret Returner, handle any, info Info) *Lease[C] {
-	if info.Logger == nil {
-		info.Logger = slog.Default()
+// New makes a lease of conn. cfg.Returner.Return(handle, ...) is called once
+// when the lease is released, discarded or dropped.
+func New[C any](conn C, cfg *Config, handle any, info Info) *Lease[C] {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
 	}
-	s := &state{handle: handle, ret: ret, key: info.Key, log: info.Logger}
+	s := &state{handle: handle, ret: cfg.Returner, key: info.Key, log: log}
 	l := &Lease[C]{conn: conn, info: info, s: s}
-	if info.LeakAt > 0 {
+	if cfg.LeakAt > 0 {
 		s.stack = stack()
 		s.leakMu.Lock()
-		s.leak = time.AfterFunc(info.LeakAt, s.reportHeld)
+		s.leak = time.AfterFunc(cfg.LeakAt, s.reportHeld)
 		s.leakMu.Unlock()
 	}
 	// Reporting a dropped lease costs about half a microsecond a lease (two

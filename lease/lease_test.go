@@ -57,7 +57,7 @@ func TestOnlyTheFirstReturnCounts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := newRecorder()
-			l := lease.New("conn", r, nil, lease.Info{Key: "k"})
+			l := lease.New("conn", &lease.Config{Returner: r}, nil, lease.Info{Key: "k"})
 			tt.do(l)
 			got := r.got()
 			if len(got) != 1 || !errors.Is(got[0], tt.want) || (tt.want == nil) != (got[0] == nil) {
@@ -72,7 +72,7 @@ func TestOnlyTheFirstReturnCounts(t *testing.T) {
 
 func TestConcurrentReleaseReturnsOnce(t *testing.T) {
 	r := newRecorder()
-	l := lease.New(1, r, nil, lease.Info{Key: "k"})
+	l := lease.New(1, &lease.Config{Returner: r}, nil, lease.Info{Key: "k"})
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
@@ -94,7 +94,7 @@ func TestLeaseHeldPastThresholdIsLogged(t *testing.T) {
 		var buf logbuf.Buffer
 		log := slog.New(slog.NewTextHandler(&buf, nil))
 		r := newRecorder()
-		l := lease.New("c", r, nil, lease.Info{Key: "svc", LeakAt: time.Minute, Logger: log, LeasedAt: time.Now()})
+		l := lease.New("c", &lease.Config{Returner: r, LeakAt: time.Minute, Logger: log}, nil, lease.Info{Key: "svc", LeasedAt: time.Now()})
 		time.Sleep(59 * time.Second)
 		synctest.Wait()
 		if buf.String() != "" {
@@ -113,7 +113,7 @@ func TestLeaseHeldPastThresholdIsLogged(t *testing.T) {
 func TestReleasedLeaseIsNotReportedAsLeak(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		var buf logbuf.Buffer
-		l := lease.New("c", newRecorder(), nil, lease.Info{Key: "svc", LeakAt: time.Minute, Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+		l := lease.New("c", &lease.Config{Returner: newRecorder(), LeakAt: time.Minute, Logger: slog.New(slog.NewTextHandler(&buf, nil))}, nil, lease.Info{Key: "svc"})
 		l.Release()
 		time.Sleep(2 * time.Minute)
 		synctest.Wait()
@@ -127,7 +127,7 @@ func TestDroppedLeaseIsReportedAndReturned(t *testing.T) {
 	var buf logbuf.Buffer
 	r := newRecorder()
 	func() {
-		lease.New("c", r, nil, lease.Info{Key: "svc", Logger: slog.New(slog.NewTextHandler(&buf, nil))})
+		lease.New("c", &lease.Config{Returner: r, Logger: slog.New(slog.NewTextHandler(&buf, nil))}, nil, lease.Info{Key: "svc"})
 	}()
 	// The cleanup runs after a collection finds the lease unreachable; the
 	// loop is bounded in count and gives up with a clear failure.

@@ -169,9 +169,6 @@ func (m *Model) Close(c *ModelConn) error {
 	return nil
 }
 
-// Broken implements engine.BrokenClassifier.
-func (m *Model) Broken(err error) bool { return errors.Is(err, ErrConnBroken) }
-
 func (m *Model) refuse() {
 	m.mu.Lock()
 	m.refused++

@@ -1,0 +1,70 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+)
+
+// verify checks the arithmetic written on the supervisor and on table
+// against a count made from scratch. The package's tests call it after every
+// message; it costs a walk of every slot, so the pool does not.
+func (s *supervisor[C]) verify() error {
+	var errs []error
+	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	t := &s.conns
+	var n [4]int
+	open := 0
+	for i, e := range t.slots {
+		if e == nil {
+			continue
+		}
+		open++
+		if e.slot != i {
+			bad("slot %d holds an entry that thinks it is in slot %d", i, e.slot)
+		}
+		n[e.state]++
+	}
+	stacked := 0
+	for name, stack := range t.stacks {
+		for _, e := range stack {
+			stacked++
+			if e.state != eIdle || e.key.Name != name || t.slots[e.slot] != e {
+				bad("stack %q holds slot %d in state %v for key %q", name, e.slot, e.state, e.key.Name)
+			}
+		}
+	}
+	if open != t.open || t.open != t.idle+t.inUse+t.checking+t.closing {
+		bad("open %d counted, %d in slots; idle %d + inUse %d + checking %d + closing %d",
+			t.open, open, t.idle, t.inUse, t.checking, t.closing)
+	}
+	if n[eIdle] != t.idle || stacked != t.idle {
+		bad("idle %d counted, %d entries idle, %d stacked", t.idle, n[eIdle], stacked)
+	}
+	if n[eLeased] != t.inUse || n[eChecking] != t.checking || n[eClosing] != t.closing {
+		bad("inUse/checking/closing counted %d/%d/%d, entries %d/%d/%d",
+			t.inUse, t.checking, t.closing, n[eLeased], n[eChecking], n[eClosing])
+	}
+	if s.dialing < 0 || s.dialing > s.cfg.maxDialing || s.bgDialing < 0 || s.bgDialing > s.dialing {
+		bad("dialing %d (background %d), max %d", s.dialing, s.bgDialing, s.cfg.maxDialing)
+	}
+	if s.bgChecks < 0 || s.bgChecks > t.checking {
+		bad("background checks %d of %d checking", s.bgChecks, t.checking)
+	}
+	if limit := max(s.cfg.maxSize, s.cfg.softLimit); t.open+s.dialing > limit {
+		bad("open %d + dialing %d exceeds the limit %d", t.open, s.dialing, limit)
+	}
+	queued := 0
+	for el := s.waiters.Front(); el != nil; el = el.Next() {
+		queued++
+		if el.Value.state != wQueued {
+			bad("a queued waiter is in state %d", el.Value.state)
+		}
+	}
+	if queued != s.waiters.Len() {
+		bad("queue length %d, %d walked", s.waiters.Len(), queued)
+	}
+	if s.closed && (queued > 0 || t.idle > 0) {
+		bad("closed with %d waiters and %d idle", queued, t.idle)
+	}
+	return errors.Join(errs...)
+}

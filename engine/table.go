@@ -1,0 +1,128 @@
+package engine
+
+// table is the pool's open connections: a slot each, and the idle ones in a
+// LIFO stack per key, so that the hottest connection of a key is reused first.
+// Owned by the supervisor goroutine. Every change of an entry's state goes
+// through add, move and drop, which keep the counts; invariants.go checks,
+// in tests after every message, that
+//
+//	open == non-nil slots == idle + inUse + checking + closing
+//	idle == Σ len(stacks) == entries in eIdle, each in its key's stack
+//	inUse, checking, closing == entries in eLeased, eChecking, eClosing
+//
+// A connection counts as open from the end of its dial until its Close has
+// returned, so that a replacement never overlaps it past the maximum.
+type table[C any] struct {
+	slots    []*entry[C]
+	stacks   map[string][]*entry[C] // idle entries by key name; an emptied stack is kept for reuse
+	open     int
+	idle     int
+	inUse    int
+	checking int
+	closing  int
+}
+
+func newTable[C any]() table[C] { return table[C]{stacks: make(map[string][]*entry[C])} }
+
+// add gives e a slot, in state st.
+func (t *table[C]) add(e *entry[C], st entryState) {
+	e.slot = -1
+	for i, x := range t.slots {
+		if x == nil {
+			e.slot = i
+			break
+		}
+	}
+	if e.slot < 0 {
+		e.slot = len(t.slots)
+		t.slots = append(t.slots, nil)
+	}
+	t.slots[e.slot] = e
+	t.open++
+	e.state = st
+	t.count(st, +1)
+	if st == eIdle {
+		t.push(e)
+	}
+}
+
+// move changes e's state, keeping the idle stacks and counts.
+func (t *table[C]) move(e *entry[C], st entryState) {
+	if e.state == eIdle {
+		t.unstack(e)
+	}
+	t.count(e.state, -1)
+	e.state = st
+	t.count(st, +1)
+	if st == eIdle {
+		t.push(e)
+	}
+}
+
+// drop frees e's slot once its Close has returned.
+func (t *table[C]) drop(e *entry[C]) {
+	if e.state == eIdle {
+		t.unstack(e)
+	}
+	t.count(e.state, -1)
+	t.slots[e.slot] = nil
+	t.open--
+}
+
+func (t *table[C]) count(st entryState, d int) {
+	switch st {
+	case eIdle:
+		t.idle += d
+	case eLeased:
+		t.inUse += d
+	case eChecking:
+		t.checking += d
+	case eClosing:
+		t.closing += d
+	}
+}
+
+func (t *table[C]) push(e *entry[C]) { t.stacks[e.key.Name] = append(t.stacks[e.key.Name], e) }
+
+func (t *table[C]) unstack(e *entry[C]) {
+	stack := t.stacks[e.key.Name]
+	for i := len(stack) - 1; i >= 0; i-- {
+		if stack[i] == e {
+			stack = append(stack[:i], stack[i+1:]...)
+			break
+		}
+	}
+	t.stacks[e.key.Name] = stack
+}
+
+// top returns the most recently parked idle entry of key, or nil.
+func (t *table[C]) top(key string) *entry[C] {
+	if stack := t.stacks[key]; len(stack) > 0 {
+		return stack[len(stack)-1]
+	}
+	return nil
+}
+
+// oldestIdle returns the entry idle longest, whatever its key, or nil.
+func (t *table[C]) oldestIdle() *entry[C] {
+	var oldest *entry[C]
+	for _, stack := range t.stacks {
+		if len(stack) > 0 && (oldest == nil || stack[0].idleAt.Before(oldest.idleAt)) {
+			oldest = stack[0]
+		}
+	}
+	return oldest
+}
+
+// idleEntries returns a copy of every idle entry, for walks that change the
+// stacks, and drops the emptied stacks from the map.
+func (t *table[C]) idleEntries() []*entry[C] {
+	out := make([]*entry[C], 0, t.idle)
+	for name, stack := range t.stacks {
+		if len(stack) == 0 {
+			delete(t.stacks, name)
+		}
+		out = append(out, stack...)
+	}
+	return out
+}

@@ -1,0 +1,192 @@
+package engine
+
+import (
+	"fmt"
+
+	"github.com/fairpool/ldappool/actor"
+)
+
+// Serving the waiter queue: leases, cancellations, releases.
+
+func (s *supervisor[C]) onLease(w *waiter[C]) {
+	if s.closed {
+		s.fail(w, ErrClosed)
+		return
+	}
+	w.since = s.now
+	if s.waiters.Len() == 0 && !w.fresh && !s.cfg.validateOnLease {
+		// The common case: nobody waits and a connection of the key is idle.
+		if e := s.popIdle(w.key.Name); e != nil {
+			s.deliver(w, e)
+			return
+		}
+	}
+	w.elem = s.waiters.PushBack(w)
+	s.dispatch()
+	if w.state != wDone {
+		w.waited = true
+	}
+	if w.state == wQueued && !w.dialing && !w.room && s.cfg.failFast {
+		s.waiters.Remove(w.elem)
+		s.c.Exhausted++
+		s.fail(w, fmt.Errorf("%w: %d connections open, %d in use, %d callers waiting",
+			ErrExhausted, s.conns.open, s.conns.inUse, s.waiters.Len()))
+	}
+}
+
+// dispatch hands out what can be handed out, oldest waiter first. A waiter
+// that can neither take an idle connection nor have one dialed stops the
+// walk: serving a younger waiter before it would break FIFO order. A waiter
+// whose dial is in flight (or whose room for one is being made) does not stop
+// it, but takes an idle connection of its key if one turns up, since that is
+// sooner than its dial.
+func (s *supervisor[C]) dispatch() {
+	for el := s.waiters.Front(); el != nil; {
+		w, next := el.Value, el.Next()
+		switch e := s.popIdle(w.key.Name); {
+		case e != nil:
+			s.waiters.Remove(el)
+			if w.fresh || s.cfg.validateOnLease {
+				s.check(e, w, validateOnLease)
+			} else {
+				s.deliver(w, e)
+			}
+		case w.dialing, w.room:
+		case s.canDial(true):
+			s.dial(w, w.key, false)
+		case s.reassign(el):
+		default:
+			return
+		}
+		el = next
+	}
+}
+
+// popIdle takes the most recently used idle connection of key out of the
+// idle stack, closing any past their lifetime on the way. The caller gives it
+// its next state.
+func (s *supervisor[C]) popIdle(key string) *entry[C] {
+	for e := s.conns.top(key); e != nil; e = s.conns.top(key) {
+		if s.now.Before(e.expires) {
+			return e
+		}
+		s.c.Expiries++
+		s.closeEntry(e, "lifetime over")
+	}
+	return nil
+}
+
+// reassign gives the oldest waiter, when the pool is full, the idle
+// connection of another key that has been idle longest: rebound if the
+// connector can, else closed, and the waiter's dial starts when the close has
+// returned, so that the two never count past the maximum together.
+func (s *supervisor[C]) reassign(el *actor.Elem[*waiter[C]]) bool {
+	e := s.conns.oldestIdle()
+	if e == nil || (s.rebinder == nil && s.dialing >= s.cfg.maxDialing) {
+		return false
+	}
+	w := el.Value
+	if s.rebinder != nil {
+		s.waiters.Remove(el)
+		s.check(e, w, rebind)
+		return true
+	}
+	w.room = true
+	e.roomFor = w
+	s.closeEntry(e, "making room for another key")
+	return true
+}
+
+func (s *supervisor[C]) canDial(forWaiter bool) bool {
+	if s.closed || s.dialing >= s.cfg.maxDialing {
+		return false
+	}
+	limit := s.cfg.maxSize
+	if forWaiter && s.cfg.softLimit > 0 {
+		limit = s.cfg.softLimit
+	}
+	return s.conns.open+s.dialing < limit
+}
+
+// deliver hands e, idle, checked or just dialed, to w.
+func (s *supervisor[C]) deliver(w *waiter[C], e *entry[C]) {
+	now := s.now
+	s.conns.move(e, eLeased)
+	e.leasedAt = now
+	e.uses++
+	s.c.Leases++
+	if wait := now.Sub(w.since); wait > 0 {
+		s.c.WaitTime += wait
+		s.c.MaxWait = max(s.c.MaxWait, wait)
+	}
+	if w.waited {
+		s.c.Waits++
+	}
+	w.state = wDone
+	w.reply <- result[C]{e: e, conn: e.conn, key: e.key.Name, leasedAt: now, reused: e.uses > 1}
+	s.debug("lease", e)
+}
+
+// fail answers w with err.
+func (s *supervisor[C]) fail(w *waiter[C], err error) {
+	w.state = wDone
+	w.reply <- result[C]{err: err}
+}
+
+func (s *supervisor[C]) onCancel(w *waiter[C]) {
+	s.c.Timeouts++
+	switch w.state {
+	case wQueued:
+		s.waiters.Remove(w.elem) // a dial in flight for it now feeds the pool
+	case wChecking:
+		// the connection being checked for it goes to the pool when done
+	case wDone:
+		// It was answered as it gave up: take a connection back.
+		select {
+		case r := <-w.reply:
+			if r.e != nil {
+				s.c.Leases--
+				s.onRelease(r.e, nil)
+			}
+		default:
+		}
+	}
+	w.state = wDone
+}
+
+func (s *supervisor[C]) onRelease(e *entry[C], err error) {
+	if e.state != eLeased {
+		// A forced Close closed it under its holder.
+		return
+	}
+	s.debug("release", e)
+	switch {
+	case err != nil:
+		s.c.Discards++
+		s.closeEntry(e, err.Error())
+	case s.closed:
+		s.closeEntry(e, "pool closed")
+	case !s.now.Before(e.expires):
+		s.c.Expiries++
+		s.closeEntry(e, "lifetime over")
+	case s.cfg.maxIdle == 0:
+		s.closeEntry(e, "WithMaxIdle(0): no connection is kept")
+	case s.cfg.validateOnRel:
+		s.check(e, nil, validateOnRelease)
+	default:
+		s.park(e)
+	}
+}
+
+// park makes e idle and serves the waiters with it; if nobody took it and the
+// pool is past its max size (grown under its soft limit) or holds more idle
+// connections than WithMaxIdle, e is closed.
+func (s *supervisor[C]) park(e *entry[C]) {
+	e.idleAt = s.now
+	s.conns.move(e, eIdle)
+	s.dispatch()
+	if e.state == eIdle && (s.conns.open-s.conns.closing > s.cfg.maxSize || (s.cfg.maxIdle >= 0 && s.conns.idle > s.cfg.maxIdle)) {
+		s.c.IdleClosed++
+		s.closeEntry(e, "above the max size or max idle")
+	}
+}

@@ -1,0 +1,210 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+)
+
+// The workers' jobs: dials, validations, rebinds and closes start here on a
+// worker goroutine, and their results come back here as messages.
+
+func (s *supervisor[C]) dial(w *waiter[C], key Key, replace bool) {
+	s.dialing++
+	s.c.Dials++
+	if w != nil {
+		w.dialing = true
+	} else {
+		s.bgDialing++
+	}
+	ctx, timeout, connector := s.ctx, s.cfg.connectTimeout, s.connector
+	s.a.Go(func() {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		conn, err := safely(func() (C, error) { return connector.Connect(ctx, key) })
+		m := message[C]{kind: mDialed, w: w, key: key, conn: conn, err: err, replace: replace}
+		if !s.a.Send(m) && err == nil {
+			connector.Close(conn)
+		}
+	})
+}
+
+func (s *supervisor[C]) onDialed(m message[C]) {
+	s.dialing--
+	w := m.w
+	if w != nil {
+		w.dialing = false
+	} else {
+		s.bgDialing--
+	}
+	if m.err != nil {
+		s.c.DialErrors++
+		err := &ConnectError{Key: m.key.Name, Err: m.err}
+		s.cfg.logger.Debug("engine: dial failed", "key", m.key, "err", m.err)
+		rejected := errors.Is(m.err, ErrKeyRejected)
+		if rejected {
+			s.reject(m.key, m.err)
+		}
+		switch {
+		case w != nil && w.state == wQueued:
+			s.waiters.Remove(w.elem)
+			s.fail(w, err)
+		case w == nil && !rejected:
+			if m.replace {
+				s.replace(m.key)
+			}
+			s.armRefill()
+		}
+		return
+	}
+	delete(s.rejected, m.key.Name)
+	e := s.newEntry(m.conn, m.key)
+	if w == nil {
+		s.back.Reset()
+	}
+	switch {
+	case s.closed:
+		s.closeEntry(e, "pool closed")
+	case w != nil && w.state == wQueued:
+		s.waiters.Remove(w.elem)
+		s.deliver(w, e)
+	default:
+		s.park(e)
+	}
+}
+
+// reject stops background dials for key, whose credentials the server
+// refused: retried wrong passwords lock accounts. A caller's lease still
+// dials, and its success lifts the stop. The default key's refusal (a wrong
+// service password) is logged once; an end user's is the caller's business.
+func (s *supervisor[C]) reject(key Key, err error) {
+	if s.rejected[key.Name] {
+		return
+	}
+	s.rejected[key.Name] = true
+	if s.cfg.defaultKey == nil || s.cfg.defaultKey.Name != key.Name {
+		return
+	}
+	s.cfg.logger.Error("engine: credentials refused; no background dial for this key until a lease for it succeeds",
+		"key", key, "err", err)
+}
+
+// newEntry adds a just-dialed connection to the table, idle.
+func (s *supervisor[C]) newEntry(conn C, key Key) *entry[C] {
+	now := s.now
+	life := s.cfg.maxLifetime
+	if s.lifetimer != nil {
+		life = min(life, s.lifetimer.Lifetime(conn, life))
+	}
+	if j := time.Duration(s.cfg.lifetimeJitter * float64(life)); j > 0 {
+		life -= rand.N(j)
+	}
+	e := &entry[C]{conn: conn, key: key, created: now, checked: now, idleAt: now, expires: now.Add(life)}
+	s.conns.add(e, eIdle)
+	s.debug("open", e)
+	return e
+}
+
+// check validates e, or rebinds it to w's key, on a worker.
+func (s *supervisor[C]) check(e *entry[C], w *waiter[C], kind checkKind) {
+	s.conns.move(e, eChecking)
+	if w != nil {
+		w.state = wChecking
+	}
+	var key Key
+	if kind == rebind {
+		key = w.key
+		s.c.Rebinds++
+	} else {
+		s.c.Validations++
+	}
+	if kind == validateIdle {
+		s.bgChecks++
+	}
+	ctx, timeout, conn, connector, rebinder := s.ctx, s.cfg.validateTimeout, e.conn, s.connector, s.rebinder
+	s.a.Go(func() {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		_, err := safely(func() (struct{}, error) {
+			if kind == rebind {
+				return struct{}{}, rebinder.Rebind(ctx, conn, key)
+			}
+			return struct{}{}, connector.Validate(ctx, conn)
+		})
+		if !s.a.Send(message[C]{kind: mChecked, e: e, w: w, check: kind, key: key, err: err}) {
+			connector.Close(conn)
+		}
+	})
+}
+
+func (s *supervisor[C]) onChecked(e *entry[C], w *waiter[C], kind checkKind, key Key, err error) {
+	if kind == validateIdle {
+		s.bgChecks--
+	}
+	waiting := w != nil && w.state == wChecking
+	if err != nil {
+		if kind == rebind {
+			s.c.RebindErrors++
+		} else {
+			s.c.ValidationErrors++
+		}
+		s.closeEntry(e, "check failed: "+err.Error())
+		switch {
+		case waiting && s.closed:
+			s.fail(w, ErrClosed)
+		case waiting && errors.Is(err, ErrKeyRejected):
+			s.reject(key, err)
+			s.fail(w, &ConnectError{Key: key.Name, Err: err})
+		case waiting:
+			// Back to the front: it was older than everyone now queued.
+			w.state = wQueued
+			w.elem = s.waiters.PushFront(w)
+		case kind == validateIdle:
+			s.replace(e.key)
+		}
+		return
+	}
+	if kind == rebind {
+		e.key = key
+		delete(s.rejected, key.Name)
+	}
+	e.checked = s.now
+	switch {
+	case s.closed:
+		s.closeEntry(e, "pool closed")
+		if waiting {
+			s.fail(w, ErrClosed)
+		}
+	case waiting:
+		s.deliver(w, e)
+	default:
+		s.park(e)
+	}
+}
+
+// closeEntry closes e on a worker. e keeps its slot, and counts against the
+// max size, until the Connector's Close has returned.
+func (s *supervisor[C]) closeEntry(e *entry[C], why string) {
+	s.conns.move(e, eClosing)
+	if s.cfg.logger.Enabled(context.Background(), slog.LevelDebug) {
+		s.cfg.logger.Debug("engine: close", "slot", e.slot, "key", e.key, "why", why)
+	}
+	conn, connector, log := e.conn, s.connector, s.cfg.logger
+	s.a.Go(func() {
+		if _, err := safely(func() (struct{}, error) { return struct{}{}, connector.Close(conn) }); err != nil {
+			log.Warn("engine: closing a connection failed", "err", err)
+		}
+		s.a.Send(message[C]{kind: mClosed, e: e})
+	})
+}
+
+func (s *supervisor[C]) onClosed(e *entry[C]) {
+	s.conns.drop(e)
+	s.c.Closed++
+	if w := e.roomFor; w != nil {
+		w.room = false
+		e.roomFor = nil
+	}
+}

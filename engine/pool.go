@@ -36,7 +36,10 @@ func New[C any](connector Connector[C], opts ...Option) (*Pool[C], error) {
 		return nil, &OptionError{Option: "New(nil)", Reason: "connector must not be nil"}
 	}
 	cfg := defaultConfig()
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			return nil, &OptionError{Option: "New", Reason: fmt.Sprintf("option %d is nil", i+1)}
+		}
 		o.apply(&cfg)
 	}
 	if err := cfg.validate(); err != nil {

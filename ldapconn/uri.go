@@ -84,13 +84,12 @@ func parseURI(raw string) (Server, error) {
 		port = "389"
 	case "ldaps":
 		port = "636"
-	case "":
-		r := redact(raw)
-		return Server{}, fmt.Errorf("%w %q: no scheme; write ldap://%s or ldaps://%s", ErrBadURI, r, r, r)
 	default:
-		// Without "://" the scheme may be the user name of a user part.
+		// Without "://", what url.Parse takes for a scheme is a host
+		// ("a:389") or the user name of a user part.
 		if strings.Index(raw, "://") != len(u.Scheme) {
-			return Server{}, badURI(raw, "scheme is not ldap or ldaps")
+			r := redact(raw)
+			return Server{}, fmt.Errorf("%w %q: no scheme; write ldap://%s or ldaps://%s", ErrBadURI, r, r, r)
 		}
 		return Server{}, badURI(raw, fmt.Sprintf("scheme %q is not ldap or ldaps", u.Scheme))
 	}

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -179,6 +180,7 @@ func WithBackOff(newBackOff func() backoff.BackOff) Option {
 	return optionFunc(func(c *config) { c.newBackOff = newBackOff })
 }
 
+// validate checks each option with its own name and the value it was given.
 func (c *config) validate() error {
 	positive := func(name string, d time.Duration) error {
 		if d <= 0 {
@@ -200,12 +202,15 @@ func (c *config) validate() error {
 	case c.maxIdle < -1:
 		return optionError("WithMaxIdle", c.maxIdle, "must not be negative")
 	case c.minIdle > c.maxSize:
-		return optionError("WithMinIdle", c.minIdle, "must not exceed WithMaxSize")
+		return optionError("WithMinIdle", c.minIdle, fmt.Sprintf("must not exceed WithMaxSize (%d)", c.maxSize))
 	case c.minIdle > 0 && c.defaultKey == nil:
 		return optionError("WithMinIdle", c.minIdle, "needs WithDefaultKey to know what to keep warm")
+	case c.softLimit < 0:
+		return optionError("WithSoftLimit", c.softLimit, "must not be negative")
 	case c.softLimit != 0 && c.softLimit <= c.maxSize:
-		return optionError("WithSoftLimit", c.softLimit, "must exceed WithMaxSize")
-	case c.lifetimeJitter < 0 || c.lifetimeJitter > 1:
+		return optionError("WithSoftLimit", c.softLimit, fmt.Sprintf("must exceed WithMaxSize (%d)", c.maxSize))
+	// Written so that NaN, which fails every comparison, fails it too.
+	case !(c.lifetimeJitter >= 0 && c.lifetimeJitter <= 1):
 		return optionError("WithLifetimeJitter", c.lifetimeJitter, "must be between 0 and 1")
 	case c.maxDialing < 1:
 		return optionError("WithMaxDialing", c.maxDialing, "must be at least 1")

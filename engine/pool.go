@@ -39,7 +39,7 @@ func New[C any](connector Connector[C], opts ...Option) (*Pool[C], error) {
 	cfg := defaultConfig()
 	for i, o := range opts {
 		if o == nil {
-			return nil, &OptionError{Option: fmt.Sprintf("New: option %d", i+1), Reason: "is nil"}
+			return nil, &OptionError{Option: "New", Reason: fmt.Sprintf("option %d is nil", i+1)}
 		}
 		o.apply(&cfg)
 	}

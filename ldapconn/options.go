@@ -3,6 +3,7 @@ package ldapconn
 import (
 	"crypto/tls"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/fairpool/ldappool/engine"
@@ -25,7 +26,8 @@ type config struct {
 	opTimeout      time.Duration // 10 seconds an operation, bind included
 	retryMax       int           // 1 attempt a server a dial (ldappool: retry_max)
 	retryDelay     time.Duration // 100ms between attempts, and a down server's first backoff (ldappool: retry_delay)
-	maxBackoff     time.Duration // 30 seconds: a down server is retried at least this often
+	maxBackoff     time.Duration // 30 seconds, or the retry delay if longer: a down server is retried at least this often
+	maxBackoffSet  bool          // WithMaxBackoff was given: a retry delay longer than it is an error
 	failbackAfter  time.Duration // 1 minute: the life of a connection to a fallback server
 	validator      Validator     // RootDSE()
 	authPoolSize   int           // 0: Authenticate binds on the main pool and reverts
@@ -78,17 +80,29 @@ func WithOperationTimeout(d time.Duration) Option {
 }
 
 // WithRetry sets how many times a dial tries each server before moving on,
-// and the delay between tries, which is also the first backoff of a server
-// that failed (Python ldappool's retry_max and retry_delay). Default 1 try,
-// 100ms.
+// 1 to 100, and the delay between tries, up to an hour, which is also the
+// first backoff of a server that failed (Python ldappool's retry_max and
+// retry_delay). Default 1 try, 100ms.
 func WithRetry(max int, delay time.Duration) Option {
 	return optionFunc(func(c *config) { c.retryMax, c.retryDelay = max, delay })
 }
 
+// Bounds of WithRetry and WithMaxBackoff. Tries are for a server that blinks
+// (a restart, a full listen queue) while a caller waits; a server down for
+// longer is left to the backoff, which still retries it at least daily.
+const (
+	maxRetries    = 100
+	maxRetryDelay = time.Hour
+	maxMaxBackoff = 24 * time.Hour
+)
+
 // WithMaxBackoff caps the exponential backoff of a server that keeps failing
-// (each interval is then randomized by ±50%, as cenkalti/backoff does).
-// Default 30s.
-func WithMaxBackoff(d time.Duration) Option { return optionFunc(func(c *config) { c.maxBackoff = d }) }
+// (each interval is then randomized by ±50%, as cenkalti/backoff does), at
+// most a day and at least the retry delay. Default 30s, or the retry delay
+// if that is longer.
+func WithMaxBackoff(d time.Duration) Option {
+	return optionFunc(func(c *config) { c.maxBackoff, c.maxBackoffSet = d, true })
+}
 
 // WithFailbackAfter sets the lifetime of connections to any server but the
 // first under the Failover strategy. Default 1 minute.
@@ -116,10 +130,13 @@ func WithPoolOptions(opts ...engine.Option) Option {
 	return optionFunc(func(c *config) { c.engine = append(c.engine, opts...) })
 }
 
+// validate checks each option with its own name and value, and fills in the
+// default max backoff, which follows a longer retry delay.
 func (c *config) validate() error {
 	bad := func(name string, v any, why string) error {
 		return fmt.Errorf("ldapconn: %s(%v): %s", name, v, why)
 	}
+	retry := fmt.Sprintf("%d, %v", c.retryMax, c.retryDelay)
 	switch {
 	case c.strategy < Failover || c.strategy > FewestConnections:
 		return bad("WithStrategy", c.strategy, "unknown strategy")
@@ -128,11 +145,17 @@ func (c *config) validate() error {
 	case c.opTimeout <= 0:
 		return bad("WithOperationTimeout", c.opTimeout, "must be positive")
 	case c.retryMax < 1:
-		return bad("WithRetry", c.retryMax, "tries must be at least 1")
+		return bad("WithRetry", retry, "tries must be at least 1")
+	case c.retryMax > maxRetries:
+		return bad("WithRetry", retry, fmt.Sprintf("tries must be at most %d; WithMaxBackoff sets how long a down server is left alone", maxRetries))
 	case c.retryDelay <= 0:
-		return bad("WithRetry", c.retryDelay, "delay must be positive")
-	case c.maxBackoff < c.retryDelay:
-		return bad("WithMaxBackoff", c.maxBackoff, "must be at least the retry delay")
+		return bad("WithRetry", retry, "delay must be positive")
+	case c.retryDelay > maxRetryDelay:
+		return bad("WithRetry", retry, fmt.Sprintf("delay must be at most %v; WithMaxBackoff sets how long a down server is left alone", maxRetryDelay))
+	case c.maxBackoffSet && c.maxBackoff < c.retryDelay:
+		return bad("WithMaxBackoff", c.maxBackoff, fmt.Sprintf("must be at least the retry delay (%v)", c.retryDelay))
+	case c.maxBackoff > maxMaxBackoff:
+		return bad("WithMaxBackoff", c.maxBackoff, fmt.Sprintf("must be at most %v", maxMaxBackoff))
 	case c.failbackAfter <= 0:
 		return bad("WithFailbackAfter", c.failbackAfter, "must be positive")
 	case c.validator == nil:
@@ -140,8 +163,33 @@ func (c *config) validate() error {
 	case c.authPoolSize < 0:
 		return bad("WithAuthPool", c.authPoolSize, "must not be negative")
 	}
+	for i, o := range c.engine {
+		if o == nil {
+			return fmt.Errorf("ldapconn: WithPoolOptions: option %d is nil", i+1)
+		}
+	}
 	if err := c.service.check(); err != nil {
-		return fmt.Errorf("ldapconn: WithBind: %w", err)
+		return &bindError{dn: c.service.DN, err: err}
+	}
+	if !c.maxBackoffSet {
+		c.maxBackoff = max(c.maxBackoff, c.retryDelay)
 	}
 	return nil
 }
+
+// bindError is WithBind's error: it names the DN, never the password, and
+// unwraps to the reason (ErrEmptyPassword).
+type bindError struct {
+	dn  string
+	err error
+}
+
+func (e *bindError) Error() string {
+	pw := `""`
+	if e.dn == "" {
+		pw = "REDACTED"
+	}
+	return fmt.Sprintf("ldapconn: WithBind(%q, %s): %v", e.dn, pw, strings.TrimPrefix(e.err.Error(), "ldapconn: "))
+}
+
+func (e *bindError) Unwrap() error { return e.err }

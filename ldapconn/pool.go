@@ -47,7 +47,10 @@ func NewPoolList(servers []string, opts ...Option) (*Pool, error) {
 
 func newPool(servers []Server, opts []Option) (*Pool, error) {
 	cfg := defaultConfig()
-	for _, o := range opts {
+	for i, o := range opts {
+		if o == nil {
+			return nil, fmt.Errorf("ldapconn: NewPool: option %d is nil", i+1)
+		}
 		o.apply(&cfg)
 	}
 	if err := cfg.validate(); err != nil {
@@ -57,10 +60,7 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	p.health = newHealth(servers, cfg.strategy, cfg.retryDelay, cfg.maxBackoff)
 	p.service = p.keys.key(cfg.service)
 	conn := &connector{cfg: &p.cfg, health: p.health}
-	// A dial may try every server retryMax times, each with a connect, a
-	// StartTLS and a bind: the engine's bound on one dial covers all of it.
-	perTry := cfg.connectTimeout + 2*cfg.opTimeout
-	total := time.Duration(len(servers)*cfg.retryMax)*(perTry+cfg.retryDelay) + time.Second
+	total := cfg.dialTimeout(len(servers))
 	base := []engine.Option{engine.WithConnectTimeout(total), engine.WithValidateTimeout(cfg.opTimeout),
 		engine.WithDefaultKey(p.service)}
 	var err error

@@ -4,13 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/go-ldap/ldap/v3"
 	"go.uber.org/goleak"
 
-	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/ldapconn"
 )
 
@@ -18,70 +18,146 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestParseServers(t *testing.T) {
 	tests := []struct {
+		name string
 		in   string
-		want []string
-		err  string
+		want []ldapconn.Server
 	}{
-		{"ldap://a", []string{"ldap://a:389"}, ""},
-		{"ldap://a:1389, ldaps://b", []string{"ldap://a:1389", "ldaps://b:636"}, ""},
-		{"ldap://a ldap://b\tldap://c", []string{"ldap://a:389", "ldap://b:389", "ldap://c:389"}, ""},
-		{"LDAP://[::1]:10389", []string{"ldap://[::1]:10389"}, ""},
-		{"", nil, "the server list is empty"},
-		{"a.example.org", nil, `"a.example.org": no scheme`},
-		{"http://a", nil, `scheme "http" is not ldap or ldaps`},
-		{"ldap://", nil, "no host"},
-		{"ldap://a,ldap://a:389", nil, "listed twice"},
-		{"ldap://cn=admin:secret@a", nil, "credentials do not belong in the URI"},
-		{"ldap://a/dc=example", nil, "a DN or query in the URI is not supported"},
-		{"ldap://a:99999999999999999999", nil, "ldapconn: bad server URI"},
+		{"default port", "ldap://a", []ldapconn.Server{{URL: "ldap://a:389", Host: "a:389"}}},
+		{"comma and ldaps", "ldap://a:1389, ldaps://b", []ldapconn.Server{
+			{URL: "ldap://a:1389", Host: "a:1389"}, {URL: "ldaps://b:636", Host: "b:636", TLS: true}}},
+		{"white space", "ldap://a ldap://b\tldap://c", []ldapconn.Server{
+			{URL: "ldap://a:389", Host: "a:389"}, {URL: "ldap://b:389", Host: "b:389"}, {URL: "ldap://c:389", Host: "c:389"}}},
+		{"upper-case scheme", "LDAP://[::1]:10389", []ldapconn.Server{{URL: "ldap://[::1]:10389", Host: "[::1]:10389"}}},
+		{"IPv6 in canonical form", "ldap://[0:0:0:0:0:0:0:1]", []ldapconn.Server{{URL: "ldap://[::1]:389", Host: "[::1]:389"}}},
+		{"IPv4-mapped IPv6", "ldap://[::FFFF:192.0.2.1]", []ldapconn.Server{{URL: "ldap://[::ffff:192.0.2.1]:389", Host: "[::ffff:192.0.2.1]:389"}}},
+		{"IPv6 zone", "ldap://[fe80::1%25eth0]:389", []ldapconn.Server{{URL: "ldap://[fe80::1%25eth0]:389", Host: "[fe80::1%eth0]:389"}}},
+		{"IPv6 zone, default port", "ldaps://[fe80::1%253]", []ldapconn.Server{{URL: "ldaps://[fe80::1%253]:636", Host: "[fe80::1%3]:636", TLS: true}}},
+		{"IPv4", "ldap://192.0.2.1:1636", []ldapconn.Server{{URL: "ldap://192.0.2.1:1636", Host: "192.0.2.1:1636"}}},
+		{"port with leading zeros", "ldap://a:0389", []ldapconn.Server{{URL: "ldap://a:389", Host: "a:389"}}},
+		{"empty port", "ldap://a:", []ldapconn.Server{{URL: "ldap://a:389", Host: "a:389"}}},
+		{"trailing slash", "ldap://a/", []ldapconn.Server{{URL: "ldap://a:389", Host: "a:389"}}},
+		{"fully qualified name", "ldap://a.example.org.", []ldapconn.Server{{URL: "ldap://a.example.org.:389", Host: "a.example.org.:389"}}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
+		t.Run(tt.name, func(t *testing.T) {
 			got, err := ldapconn.ParseServers(tt.in)
-			if tt.err != "" {
-				if !errors.Is(err, ldapconn.ErrBadURI) || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("ParseServers(%q) error = %v; want ErrBadURI containing %q", tt.in, err, tt.err)
-				}
-				if strings.Contains(err.Error(), "secret") {
-					t.Fatalf("error shows the password: %v", err)
-				}
-				return
-			}
 			if err != nil {
 				t.Fatalf("ParseServers(%q): %v", tt.in, err)
 			}
-			var urls []string
-			for _, s := range got {
-				urls = append(urls, s.URL)
+			if !slices.Equal(got, tt.want) {
+				t.Fatalf("ParseServers(%q) = %+v; want %+v", tt.in, got, tt.want)
 			}
-			if fmt.Sprint(urls) != fmt.Sprint(tt.want) {
-				t.Fatalf("ParseServers(%q) = %v; want %v", tt.in, urls, tt.want)
+			for _, s := range got {
+				again, err := ldapconn.ParseServers(s.URL)
+				if err != nil || len(again) != 1 || again[0] != s {
+					t.Fatalf("ParseServers(%q) = %+v, %v; want the same server back", s.URL, again, err)
+				}
 			}
 		})
 	}
 }
 
-func TestNewPoolRejectsBadInput(t *testing.T) {
+func TestParseServersRefuses(t *testing.T) {
 	tests := []struct {
-		servers string
-		opt     ldapconn.Option
-		want    string
+		name string
+		in   string
+		want string // in the error, after ErrBadURI's text
 	}{
-		{"ldap://a", ldapconn.WithBind("cn=admin", ""), "ldapconn: WithBind: ldapconn: empty password"},
-		{"ldap://a", ldapconn.WithOperationTimeout(0), "ldapconn: WithOperationTimeout(0s): must be positive"},
-		{"ldap://a", ldapconn.WithRetry(0, 0), "ldapconn: WithRetry(0): tries must be at least 1"},
-		{"ldap://a", ldapconn.WithStrategy(9), "ldapconn: WithStrategy(Strategy(9)): unknown strategy"},
-		{"ldap://a", ldapconn.WithPoolOptions(engine.WithMaxSize(-1)), "engine: WithMaxSize(-1): size must be at least 1"},
-		{"ldapx://a", ldapconn.WithNoPool(), `ldapconn: bad server URI "ldapx://a"`},
+		{"empty list", "", "the server list is empty"},
+		{"only separators", " ,, \t", "the server list is empty"},
+		{"no scheme", "a.example.org", `"a.example.org": no scheme`},
+		{"no scheme, a port", "a.example.org:389", `"a.example.org:389": no scheme; write ldap://a.example.org:389 or`},
+		{"no scheme, a user part", "u:s3cr3t@a", `"REDACTED@a": no scheme; write ldap://REDACTED@a or`},
+		{"other scheme", "http://a", `"http://a": scheme "http" is not ldap or ldaps`},
+		{"other scheme, no slashes", "http:a", `"http:a": no scheme`},
+		{"no host", "ldap://", `"ldap://": no host`},
+		{"opaque", "ldap:a", `"ldap:a": no host`},
+		{"no host, a path", "ldap:///dc=example", `"ldap:///dc=example": no host`},
+		{"two colons", "ldap://::", `"ldap://::": host "::" is not a host name; write an IPv6 address in brackets`},
+		{"bare IPv6", "ldap://::1", `"ldap://::1": host "::1" is not a host name; write an IPv6 address in brackets`},
+		{"closing bracket", "ldap://]", `"ldap://]": host "]" is not a host name`},
+		{"opening bracket", "ldap://[", `"ldap://[": missing ']' in host`},
+		{"unclosed IPv6", "ldap://[::1", `"ldap://[::1": missing ']' in host`},
+		{"empty brackets", "ldap://[]", `"ldap://[]"`},
+		{"IPv4 in brackets", "ldap://[192.0.2.1]", `"ldap://[192.0.2.1]"`},
+		{"name in brackets", "ldap://[a]", `"ldap://[a]"`},
+		{"empty zone", "ldap://[fe80::1%25]", `"ldap://[fe80::1%25]"`},
+		{"unescaped zone", "ldap://[fe80::1%eth0]", `"ldap://[fe80::1%eth0]"`},
+		{"odd zone", "ldap://[fe80::1%25a!b]", `IPv6 zone "a!b" is not an interface name`},
+		{"empty label", "ldap://a..b", `host "a..b" is not a host name`},
+		{"only a dot", "ldap://.", `host "." is not a host name`},
+		{"escaped host", "ldap://%61", `"ldap://%61": invalid URL escape`},
+		{"Unicode host", "ldap://b\u00fccher.example", `host "bücher.example" is not a host name`},
+		{"port zero", "ldap://a:0", `port "0" is not 1 to 65535`},
+		{"port too big", "ldap://a:65536", `port "65536" is not 1 to 65535`},
+		{"huge port", "ldap://a:99999999999999999999", `port "99999999999999999999" is not 1 to 65535`},
+		{"named port", "ldap://a:ldap", `invalid port ":ldap"`},
+		{"listed twice", "ldap://a,ldap://a:389", `"ldap://a:389": listed twice`},
+		{"listed twice, IPv6", "ldap://[::1] ldap://[0::1]:389", `"ldap://[0::1]:389": listed twice`},
+		{"credentials", "ldap://cn=admin:secret@a", `"ldap://REDACTED@a": credentials do not belong in the URI`},
+		{"DN", "ldap://a/dc=example", "a DN, query or fragment in the URI is not supported"},
+		{"query", "ldap://a?cn", "a DN, query or fragment in the URI is not supported"},
+		{"empty query", "ldap://a?", "a DN, query or fragment in the URI is not supported"},
+		{"fragment", "ldap://a#x", "a DN, query or fragment in the URI is not supported"},
+		{"control character", "ldap://a\x00", `"ldap://a\x00": net/url: invalid control character`},
 	}
 	for _, tt := range tests {
-		t.Run(tt.want, func(t *testing.T) {
-			p, err := ldapconn.NewPool(tt.servers, tt.opt)
-			if err == nil || !strings.HasPrefix(err.Error(), tt.want) {
-				t.Fatalf("NewPool error = %v; want one starting %q", err, tt.want)
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := ldapconn.ParseServers(tt.in)
+			if !errors.Is(err, ldapconn.ErrBadURI) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("ParseServers(%q) = %v, %v; want ErrBadURI containing %q", tt.in, got, err, tt.want)
 			}
-			if p != nil {
-				t.Fatal("NewPool returned a pool with its error")
+			if strings.Count(err.Error(), "ldapconn:") != 1 {
+				t.Fatalf("ParseServers(%q) error %q repeats the package prefix", tt.in, err)
+			}
+		})
+	}
+}
+
+func TestNewPoolListRefusesAnEmptyURI(t *testing.T) {
+	_, err := ldapconn.NewPoolList([]string{"ldap://a", " "})
+	if !errors.Is(err, ldapconn.ErrBadURI) || !strings.Contains(err.Error(), `"": empty`) {
+		t.Fatalf("NewPoolList with an empty URI = %v; want ErrBadURI naming it", err)
+	}
+}
+
+// Whatever is wrong with a URI that holds a password, the error never shows
+// the password, not even when url.Parse itself fails and would quote it.
+func TestBadURIErrorsNeverShowThePassword(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+	}{
+		{"valid otherwise", "ldap://cn=admin:s3cr3t@a"},
+		{"ldaps", "ldaps://u:s3cr3t@[::1]:636"},
+		{"user part only", "ldap://s3cr3t@a"},
+		{"bad escape in password", "ldap://u:s3cr3t%zz@a"},
+		{"bad escape is the password", "ldap://u:%cr3@a"},
+		{"bad escape after it", "ldap://u:s3cr3t@a%zz"},
+		{"slash in password", "ldap://u:s3cr3t/x@a"},
+		{"slash after the colon", "ldap://u:/s3cr3t@a"},
+		{"question mark in password", "ldap://u:s3?cr3t@a"},
+		{"hash in password", "ldap://u:s3#cr3t@a"},
+		{"bad port", "ldap://u:s3cr3t@a:x"},
+		{"no host", "ldap://u:s3cr3t@"},
+		{"bad host", "ldap://u:s3cr3t@]"},
+		{"unclosed bracket", "ldap://u:s3cr3t@[::1"},
+		{"other scheme", "http://u:s3cr3t@a"},
+		{"no scheme", "u:s3cr3t@a"},
+		{"no slashes", "ldap:u:s3cr3t@a"},
+		{"with a DN", "ldap://u:s3cr3t@a/dc=example"},
+		{"control character", "ldap://u:s3cr3t\x01@a"},
+		{"second in a list", "ldap://a ldap://u:s3cr3t@b"},
+		{"listed twice", "ldap://a ldap://u:s3cr3t@a"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := ldapconn.ParseServers(tt.in)
+			if !errors.Is(err, ldapconn.ErrBadURI) {
+				t.Fatalf("ParseServers(%q) error = %v; want ErrBadURI", tt.in, err)
+			}
+			if strings.Contains(err.Error(), "cr3") {
+				t.Fatalf("ParseServers(%q) error shows the password: %v", tt.in, err)
 			}
 		})
 	}

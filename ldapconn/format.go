@@ -76,7 +76,7 @@ func (p *Pool) serverURLs() []string {
 func (l *Lease) String() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "lease of %s on %s", l.Key(), l.Server())
-	if l.inner.Done() {
+	if l.use.isReleased() {
 		b.WriteString(" (released)")
 	}
 	return b.String()
@@ -86,7 +86,7 @@ func (l *Lease) String() string {
 // syntax; neither holds the password the connection is bound with.
 func (l *Lease) Format(f fmt.State, verb rune) {
 	formatSafe(f, verb, l.String(),
-		fmt.Sprintf("&ldapconn.Lease{Key: %q, Server: %q, Released: %t}", l.Key(), l.Server(), l.inner.Done()))
+		fmt.Sprintf("&ldapconn.Lease{Key: %q, Server: %q, Released: %t}", l.Key(), l.Server(), l.use.isReleased()))
 }
 
 // LogValue logs the lease's key, server and whether it was released.
@@ -94,7 +94,7 @@ func (l *Lease) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("key", l.Key()),
 		slog.String("server", l.Server()),
-		slog.Bool("released", l.inner.Done()),
+		slog.Bool("released", l.use.isReleased()),
 	)
 }
 

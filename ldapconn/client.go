@@ -10,21 +10,39 @@ import (
 	"github.com/go-ldap/ldap/v3"
 )
 
-// client is a Lease seen as go-ldap's ldap.Client.
+// ErrLeaseReleased is matched (errors.Is) by the error of every call made
+// through a lease's Client after the lease was released or discarded (by
+// Release, Discard, the Client's Close, an operation abandoned when the
+// lease's context ended, or the return of Do's function). Such a call fails
+// without touching the connection, which by then may serve another caller:
+// a streaming call returns a Response whose Next is false and whose Err
+// matches ErrLeaseReleased, GetLastError returns it, IsClosing reports true,
+// TLSConnectionState reports no state, and SetTimeout does nothing.
+var ErrLeaseReleased = errors.New("ldapconn: operation on a released lease")
+
+func released(op string) error {
+	return fmt.Errorf("%w: %s called after Release or Discard", ErrLeaseReleased, op)
+}
+
+// client is a Lease seen as go-ldap's ldap.Client. Every method that
+// touches the connection does so inside a use of the lease (see uses), so
+// none reaches it after the lease is released.
 type client struct{ l *Lease }
 
 var _ ldap.Client = (*client)(nil)
 
 func (c *client) conn() *ldap.Conn { return c.l.inner.Conn().ldap }
 
-// run runs op under the lease's context. When the context ends first, the
-// lease is discarded (which closes the connection, ending op) and the
-// context's error returned at once.
-func run[T any](c *client, op func(*ldap.Conn) (T, error)) (T, error) {
+// run runs op, named for the error on a released lease, under the lease's
+// context. When the context ends first, the lease is discarded (which
+// closes the connection, ending op) and the context's error returned at
+// once.
+func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, error) {
 	var zero T
-	if c.l.inner.Done() {
-		return zero, errors.New("ldapconn: operation on a released lease")
+	if !c.l.startUse() {
+		return zero, released(name)
 	}
+	defer c.l.endUse()
 	ctx := c.l.ctx
 	if err := ctx.Err(); err != nil {
 		return zero, fmt.Errorf("ldapconn: operation not started: %w", err)
@@ -49,21 +67,38 @@ func run[T any](c *client, op func(*ldap.Conn) (T, error)) (T, error) {
 		c.l.observe(o.err)
 		return o.v, o.err
 	case <-ctx.Done():
+		// The use ends while op may still run: the connection is closed,
+		// never given back, so op cannot reach another caller.
 		err := fmt.Errorf("ldapconn: operation abandoned: %w", ctx.Err())
 		c.l.Discard(err)
 		return zero, err
 	}
 }
 
-func run0(c *client, op func(*ldap.Conn) error) error {
-	_, err := run(c, func(conn *ldap.Conn) (struct{}, error) { return struct{}{}, op(conn) })
+func run0(c *client, name string, op func(*ldap.Conn) error) error {
+	_, err := run(c, name, func(conn *ldap.Conn) (struct{}, error) { return struct{}{}, op(conn) })
 	return err
 }
 
-// identity records that the caller bound the connection as someone else.
-func (c *client) identity(err error) error {
-	c.l.rebound.Store(true)
-	return err
+// with runs f on the connection inside a use, and reports false without
+// calling it if the lease is released. It is for the calls that do not
+// wait on the server.
+func (c *client) with(f func(*ldap.Conn)) bool {
+	if !c.l.startUse() {
+		return false
+	}
+	defer c.l.endUse()
+	f(c.conn())
+	return true
+}
+
+// rebind records, inside the use that binds, that the caller binds as
+// someone else, so that the release that may follow the use reverts it.
+func (c *client) rebind(op func(*ldap.Conn) error) func(*ldap.Conn) error {
+	return func(conn *ldap.Conn) error {
+		c.l.rebound.Store(true)
+		return op(conn)
+	}
 }
 
 func (c *client) taint(why string) { c.l.inner.Taint(errors.New("ldapconn: " + why)) }
@@ -71,112 +106,144 @@ func (c *client) taint(why string) { c.l.inner.Taint(errors.New("ldapconn: " + w
 func (c *client) Start() {}
 
 func (c *client) StartTLS(cfg *tls.Config) error {
-	c.taint("StartTLS changed the connection's security state")
-	return run0(c, func(conn *ldap.Conn) error { return conn.StartTLS(cfg) })
+	return run0(c, "StartTLS", func(conn *ldap.Conn) error {
+		c.taint("StartTLS changed the connection's security state")
+		return conn.StartTLS(cfg)
+	})
 }
 
 // Close discards the connection: the pool closes it.
 func (c *client) Close() error {
+	if c.l.use.isReleased() {
+		return released("Close")
+	}
 	c.l.Discard(errors.New("ldapconn: closed by its holder"))
 	return nil
 }
 
-func (c *client) GetLastError() error { return c.conn().GetLastError() }
-func (c *client) IsClosing() bool     { return c.conn().IsClosing() }
+func (c *client) GetLastError() error {
+	err := ErrLeaseReleased
+	c.with(func(conn *ldap.Conn) { err = conn.GetLastError() })
+	return err
+}
+
+func (c *client) IsClosing() bool {
+	closing := true
+	c.with(func(conn *ldap.Conn) { closing = conn.IsClosing() })
+	return closing
+}
 
 // SetTimeout changes the operation timeout of this connection; the pool
 // restores its own when the connection is reused.
 func (c *client) SetTimeout(d time.Duration) {
-	c.l.rebound.Store(true) // settle resets the timeout with the identity
-	c.conn().SetTimeout(d)
+	c.with(func(conn *ldap.Conn) {
+		c.l.rebound.Store(true) // settle resets the timeout with the identity
+		conn.SetTimeout(d)
+	})
 }
 
-func (c *client) TLSConnectionState() (tls.ConnectionState, bool) {
-	return c.conn().TLSConnectionState()
+func (c *client) TLSConnectionState() (state tls.ConnectionState, ok bool) {
+	c.with(func(conn *ldap.Conn) { state, ok = conn.TLSConnectionState() })
+	return state, ok
 }
 
 func (c *client) Bind(username, password string) error {
-	return c.identity(run0(c, func(conn *ldap.Conn) error { return conn.Bind(username, password) }))
+	return run0(c, "Bind", c.rebind(func(conn *ldap.Conn) error { return conn.Bind(username, password) }))
 }
 
 func (c *client) UnauthenticatedBind(username string) error {
-	return c.identity(run0(c, func(conn *ldap.Conn) error { return conn.UnauthenticatedBind(username) }))
+	return run0(c, "UnauthenticatedBind", c.rebind(func(conn *ldap.Conn) error { return conn.UnauthenticatedBind(username) }))
 }
 
 func (c *client) SimpleBind(r *ldap.SimpleBindRequest) (*ldap.SimpleBindResult, error) {
-	c.l.rebound.Store(true)
-	return run(c, func(conn *ldap.Conn) (*ldap.SimpleBindResult, error) { return conn.SimpleBind(r) })
+	return run(c, "SimpleBind", func(conn *ldap.Conn) (*ldap.SimpleBindResult, error) {
+		c.l.rebound.Store(true)
+		return conn.SimpleBind(r)
+	})
 }
 
 func (c *client) ExternalBind() error {
-	return c.identity(run0(c, func(conn *ldap.Conn) error { return conn.ExternalBind() }))
+	return run0(c, "ExternalBind", c.rebind(func(conn *ldap.Conn) error { return conn.ExternalBind() }))
 }
 
 func (c *client) NTLMUnauthenticatedBind(domain, username string) error {
-	return c.identity(run0(c, func(conn *ldap.Conn) error { return conn.NTLMUnauthenticatedBind(domain, username) }))
+	return run0(c, "NTLMUnauthenticatedBind", c.rebind(func(conn *ldap.Conn) error {
+		return conn.NTLMUnauthenticatedBind(domain, username)
+	}))
 }
 
 func (c *client) Unbind() error {
-	c.taint("unbound by its holder")
-	return run0(c, func(conn *ldap.Conn) error { return conn.Unbind() })
+	return run0(c, "Unbind", func(conn *ldap.Conn) error {
+		c.taint("unbound by its holder")
+		return conn.Unbind()
+	})
 }
 
 func (c *client) Add(r *ldap.AddRequest) error {
-	return run0(c, func(conn *ldap.Conn) error { return conn.Add(r) })
+	return run0(c, "Add", func(conn *ldap.Conn) error { return conn.Add(r) })
 }
 
 func (c *client) Del(r *ldap.DelRequest) error {
-	return run0(c, func(conn *ldap.Conn) error { return conn.Del(r) })
+	return run0(c, "Del", func(conn *ldap.Conn) error { return conn.Del(r) })
 }
 
 func (c *client) Modify(r *ldap.ModifyRequest) error {
-	return run0(c, func(conn *ldap.Conn) error { return conn.Modify(r) })
+	return run0(c, "Modify", func(conn *ldap.Conn) error { return conn.Modify(r) })
 }
 
 func (c *client) ModifyDN(r *ldap.ModifyDNRequest) error {
-	return run0(c, func(conn *ldap.Conn) error { return conn.ModifyDN(r) })
+	return run0(c, "ModifyDN", func(conn *ldap.Conn) error { return conn.ModifyDN(r) })
 }
 
 func (c *client) ModifyWithResult(r *ldap.ModifyRequest) (*ldap.ModifyResult, error) {
-	return run(c, func(conn *ldap.Conn) (*ldap.ModifyResult, error) { return conn.ModifyWithResult(r) })
+	return run(c, "ModifyWithResult", func(conn *ldap.Conn) (*ldap.ModifyResult, error) { return conn.ModifyWithResult(r) })
 }
 
 func (c *client) Extended(r *ldap.ExtendedRequest) (*ldap.ExtendedResponse, error) {
-	return run(c, func(conn *ldap.Conn) (*ldap.ExtendedResponse, error) { return conn.Extended(r) })
+	return run(c, "Extended", func(conn *ldap.Conn) (*ldap.ExtendedResponse, error) { return conn.Extended(r) })
 }
 
 func (c *client) Compare(dn, attribute, value string) (bool, error) {
-	return run(c, func(conn *ldap.Conn) (bool, error) { return conn.Compare(dn, attribute, value) })
+	return run(c, "Compare", func(conn *ldap.Conn) (bool, error) { return conn.Compare(dn, attribute, value) })
 }
 
 func (c *client) PasswordModify(r *ldap.PasswordModifyRequest) (*ldap.PasswordModifyResult, error) {
-	return run(c, func(conn *ldap.Conn) (*ldap.PasswordModifyResult, error) { return conn.PasswordModify(r) })
+	return run(c, "PasswordModify", func(conn *ldap.Conn) (*ldap.PasswordModifyResult, error) { return conn.PasswordModify(r) })
 }
 
 func (c *client) Search(r *ldap.SearchRequest) (*ldap.SearchResult, error) {
-	return run(c, func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.Search(r) })
+	return run(c, "Search", func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.Search(r) })
 }
 
 func (c *client) SearchWithPaging(r *ldap.SearchRequest, size uint32) (*ldap.SearchResult, error) {
-	return run(c, func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.SearchWithPaging(r, size) })
+	return run(c, "SearchWithPaging", func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.SearchWithPaging(r, size) })
 }
 
 func (c *client) DirSync(r *ldap.SearchRequest, flags, maxAttrCount int64, cookie []byte) (*ldap.SearchResult, error) {
-	return run(c, func(conn *ldap.Conn) (*ldap.SearchResult, error) {
+	return run(c, "DirSync", func(conn *ldap.Conn) (*ldap.SearchResult, error) {
 		return conn.DirSync(r, flags, maxAttrCount, cookie)
 	})
 }
 
-// The streaming calls take their own context, which go-ldap honours.
+// The streaming calls take their own context, which go-ldap honours. Each
+// holds a use of the lease until its response is drained or its context
+// ends (see stream), so the connection stays with the lease until then,
+// Release or not.
 
 func (c *client) SearchAsync(ctx context.Context, r *ldap.SearchRequest, bufferSize int) ldap.Response {
-	return c.conn().SearchAsync(ctx, r, bufferSize)
+	return c.stream(ctx, "SearchAsync", func(conn *ldap.Conn) ldap.Response {
+		return conn.SearchAsync(ctx, r, bufferSize)
+	})
 }
 
 func (c *client) DirSyncAsync(ctx context.Context, r *ldap.SearchRequest, bufferSize int, flags, maxAttrCount int64, cookie []byte) ldap.Response {
-	return c.conn().DirSyncAsync(ctx, r, bufferSize, flags, maxAttrCount, cookie)
+	return c.stream(ctx, "DirSyncAsync", func(conn *ldap.Conn) ldap.Response {
+		return conn.DirSyncAsync(ctx, r, bufferSize, flags, maxAttrCount, cookie)
+	})
 }
 
 func (c *client) Syncrepl(ctx context.Context, r *ldap.SearchRequest, bufferSize int, mode ldap.ControlSyncRequestMode, cookie []byte, reloadHint bool) ldap.Response {
-	return c.conn().Syncrepl(ctx, r, bufferSize, mode, cookie, reloadHint)
+	return c.stream(ctx, "Syncrepl", func(conn *ldap.Conn) ldap.Response {
+		return conn.Syncrepl(ctx, r, bufferSize, mode, cookie, reloadHint)
+	})
 }

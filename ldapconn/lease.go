@@ -23,6 +23,7 @@ type Lease struct {
 	ctx   context.Context // the context operations run under
 	creds Credentials     // the identity the pool bound it as
 
+	use     uses        // the calls running on the connection; see inflight.go
 	rebound atomic.Bool // the caller bound as someone else: revert on release
 	broken  atomic.Bool // an operation found the connection unusable
 	once    sync.Once
@@ -48,7 +49,17 @@ func (l *Lease) Key() string { return l.inner.Key() }
 // Release gives the connection back for reuse, first binding it back to the
 // pool's identity if the caller bound as someone else; a connection that
 // cannot be bound back, or whose state was changed otherwise, is closed.
+// Release returns at once; the Client fails every later call with
+// ErrLeaseReleased. An operation or stream still running keeps the
+// connection until it ends, and the connection goes back then.
 func (l *Lease) Release() {
+	if l.use.release() {
+		l.giveBack()
+	}
+}
+
+// giveBack settles the connection and returns it to the pool.
+func (l *Lease) giveBack() {
 	l.settle()
 	if l.pool.cfg.noPool {
 		l.inner.Discard(errNoPool)
@@ -57,8 +68,12 @@ func (l *Lease) Release() {
 	l.inner.Release()
 }
 
-// Discard closes the connection instead of pooling it; err says why.
-func (l *Lease) Discard(err error) { l.inner.Discard(err) }
+// Discard closes the connection instead of pooling it, under any operation
+// or stream still running on it; err says why.
+func (l *Lease) Discard(err error) {
+	l.use.discard()
+	l.inner.Discard(err)
+}
 
 // settle makes the connection fit to pool, or taints it so that the pool
 // closes it. It runs once.

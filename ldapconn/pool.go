@@ -111,7 +111,8 @@ func (p *Pool) unwrapCredentials(err error) error {
 // releases it. An operation that fails because a reused connection was dead
 // (a server restart, an idle cut by a firewall) is retried once on a fresh
 // connection, so such errors do not reach the caller; other errors are
-// returned as they are.
+// returned as they are. A stream fn leaves undrained is ended: its
+// connection is closed.
 func (p *Pool) Do(ctx context.Context, fn func(ldap.Client) error) error {
 	return p.DoAs(ctx, p.cfg.service, fn)
 }
@@ -124,6 +125,7 @@ func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client)
 	err := p.main.Do(ctx, p.keys.key(creds), func(inner *lease.Lease[*Conn]) error {
 		l := &Lease{inner: inner, pool: p, ctx: ctx, creds: creds}
 		err := fn(l.Client())
+		l.endDo()
 		l.settle()
 		if err != nil && l.broken.Load() && !IsBroken(err) {
 			err = fmt.Errorf("%w: %w", engine.ErrBroken, err)
@@ -176,7 +178,7 @@ func (p *Pool) Authenticate(ctx context.Context, dn, password string) error {
 		}
 	}
 	conn := l.inner.Conn().ldap
-	err := run0(&client{l: l}, func(*ldap.Conn) error { return bind(conn, Credentials{DN: dn, Password: password}) })
+	err := run0(&client{l: l}, "Authenticate", func(*ldap.Conn) error { return bind(conn, Credentials{DN: dn, Password: password}) })
 	if p.auth == nil {
 		l.rebound.Store(true)
 	}

@@ -1,0 +1,124 @@
+package ldapconn
+
+import (
+	"errors"
+	"sync"
+)
+
+// uses counts the operations and streams running on a lease's connection,
+// so that the connection goes back to the pool only when none is, and no
+// call reaches it after.
+//
+// A call starts a use (start) before it touches the connection and ends it
+// (end) after its last touch; start fails once the lease is released. The
+// check and the registration are one step under mu, so a call racing with
+// Release either starts before it, and then keeps the connection, or sees
+// the lease released and never reaches the connection.
+//
+// Release does not wait for the uses to end: it marks the lease released
+// and returns. If no use runs, the caller gives the connection back at once;
+// otherwise the last use to end does (pending). A stream holds its use until
+// it is drained, by its caller or, once its context ends, by itself (see
+// stream), so it keeps its connection past Release for as long as it runs.
+// Discard closes the connection under any use still running, which then
+// ends with an error; nothing is given back.
+type uses struct {
+	mu       sync.Mutex
+	released bool // Release or Discard was called, or Do's function returned: no use starts
+	n        int  // uses running now
+	pending  bool // Release came while n > 0: the last use to end gives the connection back
+}
+
+// start registers a use, or reports false if the lease is released.
+func (u *uses) start() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.released {
+		return false
+	}
+	u.n++
+	return true
+}
+
+// end ends a use and reports whether its caller must give the connection
+// back: Release came while it ran and it was the last.
+func (u *uses) end() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.n <= 0 {
+		panic("ldapconn: use ended more often than started")
+	}
+	u.n--
+	if u.n == 0 && u.pending {
+		u.pending = false
+		return true
+	}
+	return false
+}
+
+// release marks the lease released and reports whether its caller must give
+// the connection back now: this is the first Release or Discard and no use
+// runs.
+func (u *uses) release() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.released {
+		return false
+	}
+	u.released = true
+	if u.n > 0 {
+		u.pending = true
+		return false
+	}
+	return true
+}
+
+// discard marks the lease released for good: the connection is being
+// closed, and no use gives it back when it ends.
+func (u *uses) discard() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.released, u.pending = true, false
+}
+
+// close marks the lease released without giving the connection back, for
+// Do, whose engine gives it back itself, and reports whether a use still
+// runs.
+func (u *uses) close() (running bool) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.released = true
+	return u.n > 0
+}
+
+// isReleased reports whether Release or Discard was called.
+func (u *uses) isReleased() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.released
+}
+
+// errOutlivedDo is why the connection of a use still running when Do's
+// function returned is closed.
+var errOutlivedDo = errors.New("ldapconn: an operation or stream was still running when Do's function returned")
+
+// startUse registers a use of the connection; see uses.
+func (l *Lease) startUse() bool { return l.use.start() }
+
+// endUse ends a use, giving the connection back if Release came while it
+// ran and it was the last.
+func (l *Lease) endUse() {
+	if l.use.end() {
+		l.giveBack()
+	}
+}
+
+// endDo ends a lease made by Do when its function returns. The engine gives
+// the connection back then and cannot wait for a stream the function left
+// open, which may never be drained: the connection of a use still running is
+// closed under it instead.
+func (l *Lease) endDo() {
+	if l.use.close() {
+		l.inner.Taint(errOutlivedDo)
+	}
+}

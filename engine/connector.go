@@ -75,3 +75,12 @@ type Classifier[C any] interface {
 type Lifetimer[C any] interface {
 	Lifetime(conn C, max time.Duration) time.Duration
 }
+
+// Liveness is implemented by a Connector that can tell at once, without I/O,
+// that a connection is dead (its peer closed it: a server restart, an idle
+// cut). The supervisor asks it before handing out an idle connection and
+// closes a dead one instead, so the caller gets a live one. Alive is called
+// on the supervisor goroutine and must not block.
+type Liveness[C any] interface {
+	Alive(conn C) bool
+}

@@ -68,6 +68,13 @@ func (p *Pool[C]) Lease(ctx context.Context, key Key) (*lease.Lease[C], error) {
 	return p.lease(ctx, key, false)
 }
 
+// LeaseFresh is Lease for a connection that is validated just before it is
+// handed out, or newly dialed: for a second attempt after a reused connection
+// turned out dead, when another idle one may be dead too.
+func (p *Pool[C]) LeaseFresh(ctx context.Context, key Key) (*lease.Lease[C], error) {
+	return p.lease(ctx, key, true)
+}
+
 // lease asks for a connection; fresh asks for one that is validated before
 // it is handed out, or newly dialed.
 func (p *Pool[C]) lease(ctx context.Context, key Key, fresh bool) (*lease.Lease[C], error) {
@@ -135,7 +142,7 @@ func (p *Pool[C]) Do(ctx context.Context, key Key, fn func(l *lease.Lease[C]) er
 		return err
 	}
 	broken, err := p.run(l, fn)
-	if !broken || !l.Reused() || !p.cfg.retryBroken || ctx.Err() != nil {
+	if err == nil || !broken || !l.Reused() || !p.cfg.retryBroken || ctx.Err() != nil {
 		return err
 	}
 	l, lerr := p.lease(ctx, key, true)

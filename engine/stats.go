@@ -41,6 +41,7 @@ type Counters struct {
 	RebindErrors     uint64        // rebinds that failed (connection closed)
 	Discards         uint64        // connections discarded by their holder
 	Expiries         uint64        // connections closed at the end of their lifetime
+	Dead             uint64        // idle connections found closed by the server when taken out
 	IdleClosed       uint64        // connections pruned as idle too long or above max size
 	Closed           uint64        // connections whose close has returned, for any reason
 }

@@ -35,6 +35,7 @@ type supervisor[C any] struct {
 	rebinder   Rebinder[C]   // nil when the connector cannot rebind
 	lifetimer  Lifetimer[C]  // nil when every connection gets cfg.maxLifetime
 	classifier Classifier[C] // nil when only ErrBroken says a connection is broken
+	liveness   Liveness[C]   // nil when idle connections are handed out unchecked
 	a          *actor.Actor[message[C]]
 	ctx        context.Context // ends dials and checks when the pool closes
 	cancel     context.CancelFunc
@@ -74,6 +75,7 @@ func newSupervisor[C any](p *Pool[C], connector Connector[C]) *supervisor[C] {
 	s.rebinder, _ = connector.(Rebinder[C])
 	s.lifetimer, _ = connector.(Lifetimer[C])
 	s.classifier, _ = connector.(Classifier[C])
+	s.liveness, _ = connector.(Liveness[C])
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }

@@ -62,16 +62,21 @@ func (s *supervisor[C]) dispatch() {
 	}
 }
 
-// popIdle takes the most recently used idle connection of key out of the
-// idle stack, closing any past their lifetime on the way. The caller gives it
-// its next state.
+// popIdle returns the most recently used idle connection of key, closing on
+// the way any past their lifetime or that the Connector's Liveness finds
+// dead. The caller gives it its next state.
 func (s *supervisor[C]) popIdle(key string) *entry[C] {
 	for e := s.conns.top(key); e != nil; e = s.conns.top(key) {
-		if s.now.Before(e.expires) {
+		switch {
+		case !s.now.Before(e.expires):
+			s.c.Expiries++
+			s.closeEntry(e, "lifetime over")
+		case s.liveness != nil && !s.liveness.Alive(e.conn):
+			s.c.Dead++
+			s.closeEntry(e, "closed by the server")
+		default:
 			return e
 		}
-		s.c.Expiries++
-		s.closeEntry(e, "lifetime over")
 	}
 	return nil
 }

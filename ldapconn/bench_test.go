@@ -13,7 +13,6 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"github.com/jackc/puddle/v2"
 
-	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/ldapconn"
 	"github.com/fairpool/ldappool/ldaptest"
 	"github.com/fairpool/ldappool/ldaptest/slapd"
@@ -194,7 +193,7 @@ type ldapPool struct {
 
 func openLDAPPool(b *testing.B, url string, size int, lease bool, opts ...ldapconn.Option) *ldapPool {
 	opts = append([]ldapconn.Option{admin, ldapconn.WithOperationTimeout(benchOpTimeout),
-		ldapconn.WithPoolOptions(engine.WithMaxSize(size))}, opts...)
+		ldapconn.WithMaxSize(size)}, opts...)
 	p, err := ldapconn.NewPool(url, opts...)
 	if err != nil {
 		b.Fatalf("NewPool: %v", err)
@@ -415,7 +414,7 @@ type benchOp struct {
 func failoverCycle(b *testing.B, primary, secondary *slapd.Server) failoverResult {
 	p, err := ldapconn.NewPool(primary.URL()+","+secondary.URL(), admin,
 		ldapconn.WithOperationTimeout(failoverOpTimeout),
-		ldapconn.WithPoolOptions(engine.WithMaxSize(failoverSize)))
+		ldapconn.WithMaxSize(failoverSize))
 	if err != nil {
 		b.Fatalf("NewPool: %v", err)
 	}

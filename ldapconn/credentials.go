@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 
 	"github.com/fairpool/ldappool/engine"
@@ -21,16 +20,12 @@ type Credentials struct {
 // Anonymous is the identity of a connection that never binds.
 var Anonymous = Credentials{}
 
-// ErrEmptyPassword is returned for a DN with no password: LDAP treats that as
-// an unauthenticated bind that succeeds without checking anything.
-var ErrEmptyPassword = errors.New("ldapconn: empty password")
-
 func (c Credentials) check() error {
 	if c.DN != "" && c.Password == "" {
 		return fmt.Errorf("%w for %q: an unauthenticated bind would succeed without checking anything", ErrEmptyPassword, c.DN)
 	}
 	if c.DN == "" && c.Password != "" {
-		return errors.New("ldapconn: a password without a bind DN")
+		return errPasswordWithoutDN
 	}
 	return nil
 }

@@ -32,6 +32,7 @@ var (
 	_ engine.Rebinder[*Conn]   = (*connector)(nil)
 	_ engine.Lifetimer[*Conn]  = (*connector)(nil)
 	_ engine.Classifier[*Conn] = (*connector)(nil)
+	_ engine.Liveness[*Conn]   = (*connector)(nil)
 )
 
 func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) {
@@ -173,6 +174,10 @@ func (c *connector) Close(conn *Conn) error {
 // error says so, or when go-ldap is closing it (go-ldap reports some read
 // failures as plain errors).
 func (c *connector) Broken(conn *Conn, err error) bool { return IsBroken(err) || conn.ldap.IsClosing() }
+
+// Alive implements engine.Liveness: go-ldap's reader closes a connection as
+// soon as the server closes or resets it, and this is one atomic load.
+func (c *connector) Alive(conn *Conn) bool { return !conn.ldap.IsClosing() }
 
 // Lifetime gives connections to a fallback server a short life under the
 // failover strategy, so that the pool returns to the first server soon

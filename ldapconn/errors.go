@@ -7,17 +7,87 @@ import (
 	"io"
 	"net"
 	"strings"
+	"syscall"
 
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/fairpool/ldappool/engine"
 )
 
-// ErrInvalidCredentials is matched (errors.Is) by the error of a bind that
-// the server refused with result 49. It is the caller's error: it never marks
-// a server down and is never retried, since retried wrong passwords lock
-// accounts. The error also matches ldap.IsErrorWithCode(err, 49).
-var ErrInvalidCredentials = errors.New("ldapconn: invalid credentials")
+// Every error a caller can get is classified with errors.Is or errors.As:
+//
+//	wrong password          errors.Is(err, ErrInvalidCredentials)
+//	empty password          errors.Is(err, ErrEmptyPassword) (also ErrBadRequest)
+//	bad input               errors.Is(err, ErrBadRequest), ErrBadURI, *OptionError
+//	directory down          errors.Is(err, ErrServerDown), errors.As(err, **AllServersDownError)
+//	timed out               errors.Is(err, context.DeadlineExceeded): the caller's
+//	                        deadline, WithWaitTimeout (ErrWaitTimeout) and the
+//	                        operation timeout alike
+//	pool full (fail-fast)   errors.Is(err, ErrExhausted)
+//	pool closed             errors.Is(err, ErrClosed)
+//	released lease          errors.Is(err, ErrLeaseReleased)
+//	connection broken       IsBroken(err)
+//	safe to try again       IsRetryable(err)
+//	the server's answer     ldap.IsErrorWithCode(err, code) (noSuchObject, ...)
+//
+// docs/errors.md has the same table with what to do about each.
+
+var (
+	// ErrInvalidCredentials is matched by the error of a bind that the server
+	// refused with result 49. It is the caller's error: it never marks a
+	// server down and is never retried, since retried wrong passwords lock
+	// accounts. The error also matches ldap.IsErrorWithCode(err, 49).
+	ErrInvalidCredentials = errors.New("ldapconn: invalid credentials")
+
+	// ErrEmptyPassword is returned for a DN with no password: LDAP treats
+	// that as an unauthenticated bind that succeeds without checking
+	// anything. It also matches ErrBadRequest.
+	ErrEmptyPassword error = &kindOf{"ldapconn: empty password", ErrBadRequest}
+
+	// ErrBadRequest is matched by the error of a call whose arguments cannot
+	// be used (an empty DN to Authenticate, a password without a DN, a bad
+	// server URI); nothing was sent to a server.
+	ErrBadRequest = errors.New("ldapconn: bad request")
+
+	// ErrServerDown is matched by the error returned when no server could
+	// be dialed (an *AllServersDownError).
+	ErrServerDown = errors.New("ldapconn: every server is down")
+
+	// ErrClosed is matched by the error of every call made after Close,
+	// and of the callers still waiting for a connection when it was called.
+	ErrClosed = engine.ErrClosed
+
+	// ErrExhausted is matched by the error of a lease refused at once by a
+	// pool made WithFailFast.
+	ErrExhausted = engine.ErrExhausted
+
+	// ErrWaitTimeout is matched by the error of a lease that waited past
+	// WithWaitTimeout; it matches context.DeadlineExceeded too.
+	ErrWaitTimeout = engine.ErrWaitTimeout
+)
+
+var errPasswordWithoutDN error = &kindOf{"ldapconn: a password without a bind DN", ErrBadRequest}
+
+// kindOf is a sentinel error that also matches a broader one.
+type kindOf struct {
+	msg  string
+	kind error
+}
+
+func (e *kindOf) Error() string        { return e.msg }
+func (e *kindOf) Is(target error) bool { return target == e.kind }
+
+// OptionError is returned by NewPool for an invalid option: it names the
+// option as written, with its value ("WithMaxSize(0)"), and why.
+type OptionError struct {
+	Option string
+	Reason string
+}
+
+func (e *OptionError) Error() string { return "ldapconn: " + e.Option + ": " + e.Reason }
+
+// Is makes every OptionError match ErrBadRequest.
+func (e *OptionError) Is(target error) bool { return target == ErrBadRequest }
 
 type credentialsError struct {
 	dn  string
@@ -34,21 +104,99 @@ func (e *credentialsError) Is(target error) bool {
 	return target == ErrInvalidCredentials || target == engine.ErrKeyRejected
 }
 
-// IsBroken reports whether err means the connection is unusable: a network
-// failure, a closed connection, a timed-out operation. Such a connection is
-// discarded, never pooled again.
+// timeoutError is an operation that go-ldap's request timeout (the
+// operation timeout) ended: it matches context.DeadlineExceeded, and unwraps
+// to go-ldap's error.
+type timeoutError struct{ err error }
+
+func (e *timeoutError) Error() string        { return "ldapconn: operation timed out: " + e.err.Error() }
+func (e *timeoutError) Unwrap() error        { return e.err }
+func (e *timeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+func (e *timeoutError) Timeout() bool        { return true }
+func (e *timeoutError) Temporary() bool      { return true }
+func isRequestTimeout(err error) bool        { return ldapNetworkError(err, "timed out") }
+func ldapNetworkError(err error, s string) bool {
+	var le *ldap.Error
+	return errors.As(err, &le) && le.ResultCode == ldap.ErrorNetwork && le.Err != nil && strings.Contains(le.Err.Error(), s)
+}
+
+// classify gives an operation's error its class: go-ldap's request timeout
+// becomes a timeoutError.
+func classify(err error) error {
+	if err != nil && isRequestTimeout(err) {
+		return &timeoutError{err}
+	}
+	return err
+}
+
+// go-ldap reports a connection that died under an operation with plain
+// errors that wrap nothing; these are their texts.
+var brokenTexts = []string{
+	"unable to read LDAP response packet",
+	"ldap: connection closed",
+	"ldap: response channel closed",
+	"ldap: connection timed out",
+}
+
+// IsBroken reports whether err means the connection it came from is
+// unusable: a network failure, a connection the server closed or reset
+// (whichever shape go-ldap gives it), an operation that timed out. Such a
+// connection is discarded, never pooled again. The end of a caller's
+// context is not a broken connection.
 func IsBroken(err error) bool {
 	if err == nil {
 		return false
 	}
-	if errors.Is(err, engine.ErrBroken) || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+	if errors.Is(err, engine.ErrBroken) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, syscall.ECONNABORTED) {
 		return true
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
+	var te *timeoutError
+	if errors.As(err, &te) {
 		return true
 	}
-	return ldap.IsErrorAnyOf(err, ldap.ErrorNetwork, ldap.LDAPResultBusy, ldap.LDAPResultUnavailable)
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return true
+	}
+	if ldap.IsErrorAnyOf(err, ldap.ErrorNetwork, ldap.LDAPResultBusy, ldap.LDAPResultUnavailable) {
+		return true
+	}
+	for _, text := range brokenTexts {
+		if strings.Contains(err.Error(), text) && !errors.Is(err, context.Canceled) && !isCallerDeadline(err) {
+			return true
+		}
+	}
+	return false
+}
+
+// isCallerDeadline reports whether err is a context's deadline and not an
+// operation timeout.
+func isCallerDeadline(err error) bool {
+	var te *timeoutError
+	return errors.Is(err, context.DeadlineExceeded) && !errors.As(err, &te)
+}
+
+// IsRetryable reports whether a call that failed with err may be tried
+// again as it is: nothing it asked for happened, or what it asked for was a
+// read. It is true when the directory was down or busy, the pool was full or
+// the wait timed out, or the connection broke; it is false for a wrong
+// password (a retry may lock the account), bad input, a closed pool, a
+// cancelled context and the server's answers (noSuchObject, ...). A write
+// whose connection broke may or may not have been applied: check before
+// trying it again.
+func IsRetryable(err error) bool {
+	switch {
+	case err == nil, errors.Is(err, ErrInvalidCredentials), errors.Is(err, ErrBadRequest),
+		errors.Is(err, ErrClosed), errors.Is(err, ErrLeaseReleased), errors.Is(err, context.Canceled):
+		return false
+	case errors.Is(err, ErrServerDown), errors.Is(err, ErrExhausted), errors.Is(err, ErrWaitTimeout),
+		errors.Is(err, context.DeadlineExceeded), IsBroken(err):
+		return true
+	}
+	var ce *engine.ConnectError
+	return errors.As(err, &ce)
 }
 
 // opCountsAgainstServer reports whether an operation's error on an open
@@ -60,17 +208,15 @@ func opCountsAgainstServer(err error) bool {
 	if err == nil {
 		return false
 	}
-	if ldap.IsErrorAnyOf(err, ldap.LDAPResultBusy, ldap.LDAPResultUnavailable) || errors.Is(err, context.DeadlineExceeded) {
+	if ldap.IsErrorAnyOf(err, ldap.LDAPResultBusy, ldap.LDAPResultUnavailable) {
+		return true
+	}
+	var te *timeoutError
+	if errors.As(err, &te) {
 		return true
 	}
 	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
-		return true
-	}
-	// go-ldap reports its request timeout as a network error with this text.
-	var le *ldap.Error
-	return errors.As(err, &le) && le.ResultCode == ldap.ErrorNetwork && le.Err != nil &&
-		strings.Contains(le.Err.Error(), "timed out")
+	return errors.As(err, &ne) && ne.Timeout() && !isCallerDeadline(err)
 }
 
 // IsInvalidCredentials reports whether err is a bind refused with result 49.

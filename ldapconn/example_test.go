@@ -7,14 +7,13 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/ldapconn"
 	"github.com/fairpool/ldappool/ldaptest"
 )
 
-// Lease a bound connection, search through go-ldap's ldap.Client, release.
-// The embedded server stands in for a directory; give NewPool your servers'
-// URIs ("ldaps://ldap1.example.org, ldaps://ldap2.example.org").
+// Search a directory through the pool and check a user's password. The
+// embedded server stands in for a directory; give NewPool your servers' URIs
+// ("ldaps://ldap1.example.org, ldaps://ldap2.example.org").
 func Example() {
 	srv, err := ldaptest.NewServer()
 	if err != nil {
@@ -25,27 +24,47 @@ func Example() {
 	ctx := context.Background()
 	pool, err := ldapconn.NewPool(srv.URL(),
 		ldapconn.WithBind(ldaptest.AdminDN, ldaptest.AdminPassword),
-		ldapconn.WithPoolOptions(engine.WithMaxSize(4)))
+		ldapconn.WithMaxSize(4))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer pool.Close(ctx)
 
-	lease, err := pool.Lease(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
-	res, err := lease.Client().Search(ldap.NewSearchRequest(ldaptest.PeopleDN,
-		ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
-		"(uid=user42)", []string{"cn", "mail"}, nil))
-	lease.Release()
+	res, err := pool.Search(ctx, ldapconn.NewSearch(ldaptest.PeopleDN, "(uid=user42)", "cn", "mail"))
 	if err != nil {
 		log.Fatal(err)
 	}
 	for _, e := range res.Entries {
 		fmt.Println(e.DN, e.GetAttributeValue("cn"), e.GetAttributeValue("mail"))
 	}
-	// Output: uid=user42,ou=people,dc=example,dc=org User 42 user42@example.org
+	fmt.Println(pool.Authenticate(ctx, res.Entries[0].DN, ldaptest.UserPassword(42)))
+	// Output:
+	// uid=user42,ou=people,dc=example,dc=org User 42 user42@example.org
+	// <nil>
+}
+
+// Lease a connection bound as the service identity and use it as go-ldap's
+// ldap.Client for several operations; release it when done.
+func ExamplePool_Lease() {
+	srv, _ := ldaptest.NewServer()
+	defer srv.Close()
+	ctx := context.Background()
+	pool, _ := ldapconn.NewPool(srv.URL(), ldapconn.WithBind(ldaptest.AdminDN, ldaptest.AdminPassword))
+	defer pool.Close(ctx)
+
+	lease, err := pool.Lease(ctx)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer lease.Release()
+	c := lease.Client()
+	user, err := c.Search(ldapconn.NewSearch(ldaptest.PeopleDN, "(uid=user3)", "cn"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	ok, err := c.Compare(user.Entries[0].DN, "cn", "User 3")
+	fmt.Println(ok, err)
+	// Output: true <nil>
 }
 
 // Authenticate checks an end user's password with one bind, and tells a

@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/ldapconn"
 	"github.com/fairpool/ldappool/ldaptest"
 )
@@ -28,7 +27,7 @@ func TestNoPasswordIsPrinted(t *testing.T) {
 	user := ldapconn.Credentials{DN: ldaptest.UserDN(7), Password: ldaptest.UserPassword(7)}
 	adminCreds := ldapconn.Credentials{DN: ldaptest.AdminDN, Password: ldaptest.AdminPassword}
 	bindOpt := ldapconn.WithBind(ldaptest.AdminDN, ldaptest.AdminPassword)
-	p := newPool(t, srv.URL(), bindOpt, ldapconn.WithPoolOptions(engine.WithMaxSize(4)))
+	p := newPool(t, srv.URL(), bindOpt, ldapconn.WithMaxSize(4))
 
 	l, err := p.Lease(t.Context())
 	if err != nil {

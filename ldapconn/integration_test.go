@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/ldapconn"
 	"github.com/fairpool/ldappool/ldaptest"
 	"github.com/fairpool/ldappool/ldaptest/slapd"
@@ -77,7 +76,7 @@ func TestOnRealServers(t *testing.T) {
 
 			// The compare validator on every lease.
 			cp := newPool(t, url, admin, ldapconn.WithValidator(ldapconn.Compare(ldaptest.UserDN(1), "uid", "user1")),
-				ldapconn.WithPoolOptions(engine.WithValidateOnLease()))
+				ldapconn.WithValidateOnLease())
 			for range 2 {
 				if _, err := cp.Search(t.Context(), searchUID("user1")); err != nil {
 					t.Fatalf("search with the compare validator: %v", err)
@@ -195,7 +194,7 @@ func TestServerKilledAndRestartedUnderLoad(t *testing.T) {
 	primary, secondary := slapd.Start(t), slapd.Start(t)
 	p := newPool(t, primary.URL()+","+secondary.URL(), admin,
 		ldapconn.WithFailbackAfter(500*time.Millisecond),
-		ldapconn.WithPoolOptions(engine.WithMaxSize(4)))
+		ldapconn.WithMaxSize(4))
 	stop := make(chan struct{})
 	ops, failed, errs, progress, wait := load(p, 8, 100000, stop)
 	defer func() {
@@ -236,7 +235,7 @@ func TestFrozenServer(t *testing.T) {
 	p := newPool(t, primary.URL()+","+secondary.URL(), admin,
 		ldapconn.WithOperationTimeout(opTimeout), ldapconn.WithConnectTimeout(opTimeout),
 		ldapconn.WithFailbackAfter(500*time.Millisecond),
-		ldapconn.WithPoolOptions(engine.WithMaxSize(4)))
+		ldapconn.WithMaxSize(4))
 	for range 4 {
 		if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
 			t.Fatal(err)

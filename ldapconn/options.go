@@ -3,8 +3,11 @@ package ldapconn
 import (
 	"crypto/tls"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/cenkalti/backoff/v4"
 
 	"github.com/fairpool/ldappool/engine"
 )
@@ -18,21 +21,22 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 // config holds a pool's LDAP settings; defaults beside each field.
 type config struct {
-	service        Credentials   // Anonymous
-	strategy       Strategy      // Failover
-	tls            *tls.Config   // nil: system roots, ServerName from the URI
-	startTLS       bool          // false
-	connectTimeout time.Duration // 5 seconds a dial (TCP and TLS handshake)
-	opTimeout      time.Duration // 10 seconds an operation, bind included
-	retryMax       int           // 1 attempt a server a dial (ldappool: retry_max)
-	retryDelay     time.Duration // 100ms between attempts, and a down server's first backoff (ldappool: retry_delay)
-	maxBackoff     time.Duration // 30 seconds, or the retry delay if longer: a down server is retried at least this often
-	maxBackoffSet  bool          // WithMaxBackoff was given: a retry delay longer than it is an error
-	failbackAfter  time.Duration // 1 minute: the life of a connection to a fallback server
-	validator      Validator     // RootDSE()
-	authPoolSize   int           // 0: Authenticate binds on the main pool and reverts
-	noPool         bool          // false
-	engine         []engine.Option
+	service        Credentials     // Anonymous
+	strategy       Strategy        // Failover
+	tls            *tls.Config     // nil: system roots, ServerName from the URI
+	startTLS       bool            // false
+	connectTimeout time.Duration   // 5 seconds a dial (TCP and TLS handshake)
+	opTimeout      time.Duration   // 10 seconds an operation, bind included
+	retryMax       int             // 1 attempt a server a dial (ldappool: retry_max)
+	retryDelay     time.Duration   // 100ms between attempts, and a down server's first backoff (ldappool: retry_delay)
+	maxBackoff     time.Duration   // 30 seconds, or the retry delay if longer: a down server is retried at least this often
+	maxBackoffSet  bool            // WithMaxBackoff was given: a retry delay longer than it is an error
+	failbackAfter  time.Duration   // 1 minute: the life of a connection to a fallback server
+	validator      Validator       // RootDSE()
+	authPoolSize   int             // 2 connections in the bind lane
+	noPool         bool            // false
+	maxSize        int             // 10, as the engine's
+	engine         []engine.Option // the pool knobs below, in the order given, for both pools
 }
 
 func defaultConfig() config {
@@ -44,6 +48,8 @@ func defaultConfig() config {
 		maxBackoff:     30 * time.Second,
 		failbackAfter:  time.Minute,
 		validator:      RootDSE(),
+		authPoolSize:   2,
+		maxSize:        10,
 	}
 }
 
@@ -114,20 +120,133 @@ func WithFailbackAfter(d time.Duration) Option {
 // the background, as the engine options say). Default RootDSE().
 func WithValidator(v Validator) Option { return optionFunc(func(c *config) { c.validator = v }) }
 
-// WithAuthPool gives Authenticate a pool of its own with n connections, used
-// only for end users' binds (Keystone's auth pool), so that they never touch
-// the service pool's connections.
+// WithAuthPool sizes the bind lane: the n connections, apart from the
+// service pool's, on which Authenticate checks end users' passwords
+// (Keystone's auth pool; OpenLDAP's load balancer keeps bind connections
+// apart too). Because binds never take a service connection, Authenticate
+// may be called inside Do or while holding a Lease without waiting on
+// itself. The lane dials nothing until the first Authenticate; its
+// connections count against its own n, not against WithMaxSize. Default 2.
 func WithAuthPool(n int) Option { return optionFunc(func(c *config) { c.authPoolSize = n }) }
 
 // WithNoPool closes every connection when its lease ends: each lease dials and
 // binds anew (Python ldappool's use_pool=False), for comparison and for
-// deployments that must not keep connections open.
-func WithNoPool() Option { return optionFunc(func(c *config) { c.noPool = true }) }
+// deployments that must not keep connections open. It is WithMaxIdle(0).
+func WithNoPool() Option {
+	return optionFunc(func(c *config) { c.noPool = true; c.engine = append(c.engine, engine.WithMaxIdle(0)) })
+}
 
-// WithPoolOptions passes options to the engine: sizes, waits, lifetimes,
-// validation schedule, logging.
+// WithPoolOptions passes options to the generic engine underneath.
+//
+// Deprecated: every engine setting has an option of its own in this package
+// (WithMaxSize, WithWaitTimeout, ...), which is what to use; this remains so
+// that code written against earlier versions builds. The engine's
+// WithConnectTimeout (a whole dial) is set by the pool from WithConnectTimeout,
+// WithOperationTimeout and WithRetry; passing it here overrides that.
 func WithPoolOptions(opts ...engine.Option) Option {
 	return optionFunc(func(c *config) { c.engine = append(c.engine, opts...) })
+}
+
+// The pool's sizing, waiting, lifetime and validation settings. Each applies
+// to the service pool, and the same resolved settings to the bind lane
+// (WithAuthPool), but for its size: the lane keeps no idle minimum and no
+// soft limit.
+
+// WithMaxSize sets how many connections the service pool holds open at most,
+// counting those being dialed and those whose close has not returned. It is a
+// hard maximum at the server, under churn and failover alike. Default 10.
+func WithMaxSize(n int) Option {
+	return optionFunc(func(c *config) { c.maxSize = n; c.engine = append(c.engine, engine.WithMaxSize(n)) })
+}
+
+// WithMinIdle keeps at least n idle connections bound as the service
+// identity, dialing in the background with backoff. A refused service
+// password stops those dials, logged once, until a lease succeeds. Default 0.
+func WithMinIdle(n int) Option { return engineOption(engine.WithMinIdle(n)) }
+
+// WithMaxIdle keeps at most n connections idle; one released past it is
+// closed. WithMaxIdle(0) is WithNoPool. Default: no bound but the max size.
+func WithMaxIdle(n int) Option { return engineOption(engine.WithMaxIdle(n)) }
+
+// WithSoftLimit lets the service pool grow past its max size, up to n, while
+// callers wait; it shrinks back as connections are released with nobody
+// waiting (ldaptive's soft-limit pool). Default: off.
+func WithSoftLimit(n int) Option { return engineOption(engine.WithSoftLimit(n)) }
+
+// WithFailFast makes a lease fail at once with an error matching
+// ErrExhausted, instead of waiting, when no connection is idle and none can
+// be dialed (Keystone's MaxConnectionReachedError).
+func WithFailFast() Option { return engineOption(engine.WithFailFast()) }
+
+// WithWaitTimeout bounds how long a lease waits in the queue; past it the
+// error matches ErrWaitTimeout and context.DeadlineExceeded. Default 0: wait
+// until the caller's context ends.
+func WithWaitTimeout(d time.Duration) Option { return engineOption(engine.WithWaitTimeout(d)) }
+
+// WithMaxLifetime closes a connection this long after it was opened, when it
+// is next idle, shortened at random by up to WithLifetimeJitter of it.
+// Default 10 minutes.
+func WithMaxLifetime(d time.Duration) Option { return engineOption(engine.WithMaxLifetime(d)) }
+
+// WithLifetimeJitter sets the largest fraction (0 to 1) by which a
+// connection's lifetime is shortened at random, so that connections made
+// together do not expire together. Default 0.1.
+func WithLifetimeJitter(f float64) Option { return engineOption(engine.WithLifetimeJitter(f)) }
+
+// WithIdleTimeout closes connections idle this long, down to WithMinIdle of
+// them. 0 disables it. Default 5 minutes.
+func WithIdleTimeout(d time.Duration) Option { return engineOption(engine.WithIdleTimeout(d)) }
+
+// WithPrunePeriod sets how often idle connections are checked for expiry and
+// idleness. Default 30 seconds.
+func WithPrunePeriod(d time.Duration) Option { return engineOption(engine.WithPrunePeriod(d)) }
+
+// WithValidateOnLease validates an idle connection (with the Validator)
+// before handing it out; one that fails is closed and the caller gets
+// another, never the error.
+func WithValidateOnLease() Option { return engineOption(engine.WithValidateOnLease()) }
+
+// WithValidateOnRelease validates a connection when it is released, before
+// it is pooled.
+func WithValidateOnRelease() Option { return engineOption(engine.WithValidateOnRelease()) }
+
+// WithValidatePeriod validates idle connections in the background every d;
+// one that fails is closed and replaced. Default 0: never.
+func WithValidatePeriod(d time.Duration) Option { return engineOption(engine.WithValidatePeriod(d)) }
+
+// WithValidateTimeout bounds each validation and each rebind. Default: the
+// operation timeout.
+func WithValidateTimeout(d time.Duration) Option { return engineOption(engine.WithValidateTimeout(d)) }
+
+// WithMaxDialing bounds the dials, and separately the background
+// validations, in flight at once. Default 4.
+func WithMaxDialing(n int) Option { return engineOption(engine.WithMaxDialing(n)) }
+
+// WithLeakThreshold logs, with the stack that leased it, every lease held
+// longer than d. Default 0: off.
+func WithLeakThreshold(d time.Duration) Option { return engineOption(engine.WithLeakThreshold(d)) }
+
+// WithRetryBroken sets whether Do, DoAs and Search retry, once and on a fresh
+// connection, an operation that failed because its reused connection was
+// dead (a server restart, an idle cut). Default true.
+func WithRetryBroken(retry bool) Option { return engineOption(engine.WithRetryBroken(retry)) }
+
+// WithLogger sets where the pool logs: credentials refused for the service
+// identity at error level, leaks and close errors as warnings, and a trace
+// of every dial, lease, release and close at debug level (written from the
+// supervisor goroutine: a debug handler must not block). Default
+// slog.Default().
+func WithLogger(l *slog.Logger) Option { return engineOption(engine.WithLogger(l)) }
+
+// WithBackOff sets how background dials (WithMinIdle, replacements of
+// connections that failed validation) back off after failing. Default:
+// exponential from 100ms to 30s, forever.
+func WithBackOff(newBackOff func() backoff.BackOff) Option {
+	return engineOption(engine.WithBackOff(newBackOff))
+}
+
+func engineOption(o engine.Option) Option {
+	return optionFunc(func(c *config) { c.engine = append(c.engine, o) })
 }
 
 // validate checks each option with its own name and value, and fills in the
@@ -160,8 +279,8 @@ func (c *config) validate() error {
 		return bad("WithFailbackAfter", c.failbackAfter, "must be positive")
 	case c.validator == nil:
 		return bad("WithValidator", "nil", "must not be nil")
-	case c.authPoolSize < 0:
-		return bad("WithAuthPool", c.authPoolSize, "must not be negative")
+	case c.authPoolSize < 1:
+		return bad("WithAuthPool", c.authPoolSize, "the bind lane needs at least 1 connection")
 	}
 	for i, o := range c.engine {
 		if o == nil {

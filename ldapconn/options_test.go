@@ -9,7 +9,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/ldapconn"
 )
 
@@ -55,14 +54,24 @@ func TestNewPoolRefusesBadOptions(t *testing.T) {
 			"ldapconn: WithStrategy(Strategy(9)): unknown strategy"},
 		{"nil validator", []ldapconn.Option{ldapconn.WithValidator(nil)},
 			"ldapconn: WithValidator(nil): must not be nil"},
-		{"auth pool", []ldapconn.Option{ldapconn.WithAuthPool(-1)},
-			"ldapconn: WithAuthPool(-1): must not be negative"},
+		{"auth pool", []ldapconn.Option{ldapconn.WithAuthPool(0)},
+			"ldapconn: WithAuthPool(0): the bind lane needs at least 1 connection"},
 		{"nil option", []ldapconn.Option{ldapconn.WithNoPool(), nil},
 			"ldapconn: NewPool: option 2 is nil"},
-		{"nil engine option", []ldapconn.Option{ldapconn.WithPoolOptions(engine.WithMaxSize(2)), ldapconn.WithPoolOptions(nil)},
+		{"nil engine option", []ldapconn.Option{ldapconn.WithMaxSize(2), ldapconn.WithPoolOptions(nil)},
 			"ldapconn: WithPoolOptions: option 2 is nil"},
-		{"engine option", []ldapconn.Option{ldapconn.WithPoolOptions(engine.WithMaxSize(-1))},
-			"engine: WithMaxSize(-1): size must be at least 1"},
+		{"engine option", []ldapconn.Option{ldapconn.WithMaxSize(-1)},
+			"ldapconn: WithMaxSize(-1): size must be at least 1"},
+		{"max size", []ldapconn.Option{ldapconn.WithMaxSize(0)},
+			"ldapconn: WithMaxSize(0): size must be at least 1"},
+		{"soft limit", []ldapconn.Option{ldapconn.WithMaxSize(4), ldapconn.WithSoftLimit(3)},
+			"ldapconn: WithSoftLimit(3): must exceed WithMaxSize (4)"},
+		{"jitter", []ldapconn.Option{ldapconn.WithLifetimeJitter(math.NaN())},
+			"ldapconn: WithLifetimeJitter(NaN)"},
+		{"wait timeout", []ldapconn.Option{ldapconn.WithWaitTimeout(-time.Second)},
+			"ldapconn: WithWaitTimeout(-1s)"},
+		{"nil logger", []ldapconn.Option{ldapconn.WithLogger(nil)},
+			"ldapconn: WithLogger(nil)"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/lease"
@@ -20,13 +23,14 @@ type Pool struct {
 	health  *health
 	keys    *keyring
 	service engine.Key
-	main    *engine.Pool[*Conn]
-	auth    *engine.Pool[*Conn] // nil unless WithAuthPool
+	main    *engine.Pool[*Conn] // the service pool: Lease, LeaseAs, Do, DoAs, Search
+	auth    *engine.Pool[*Conn] // the bind lane: Authenticate
+	closed  *atomic.Bool        // Close was called; a pointer, so that a Pool value (which Format prints) copies no lock
 }
 
 // NewPool makes a pool over servers, a list of URIs separated by commas or
 // white space ("ldap://a:389, ldaps://b"). Nothing is dialed until the first
-// lease unless the engine's WithMinIdle asks for it. A URI that does not
+// lease unless WithMinIdle asks for it. A URI that does not
 // parse, or an invalid option, is an error naming it.
 func NewPool(servers string, opts ...Option) (*Pool, error) {
 	list, err := ParseServers(servers)
@@ -56,26 +60,41 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	p := &Pool{cfg: cfg, keys: newKeyring()}
+	p := &Pool{cfg: cfg, keys: newKeyring(), closed: new(atomic.Bool)}
 	p.health = newHealth(servers, cfg.strategy, cfg.retryDelay, cfg.maxBackoff)
 	p.service = p.keys.key(cfg.service)
 	conn := &connector{cfg: &p.cfg, health: p.health}
-	total := cfg.dialTimeout(len(servers))
-	base := []engine.Option{engine.WithConnectTimeout(total), engine.WithValidateTimeout(cfg.opTimeout),
-		engine.WithDefaultKey(p.service)}
+	// One resolved configuration makes both pools: the pool derives what the
+	// engine needs from the LDAP settings, then the user's knobs apply in
+	// the order given, then the bind lane's own size.
+	base := []engine.Option{engine.WithConnectTimeout(cfg.dialTimeout(len(servers))),
+		engine.WithValidateTimeout(cfg.opTimeout)}
+	mainOpts := append(append(slices.Clip(base), engine.WithDefaultKey(p.service)), cfg.engine...)
+	authOpts := append(append(slices.Clip(base), cfg.engine...),
+		engine.WithMaxSize(cfg.authPoolSize), engine.WithMinIdle(0), engine.WithSoftLimit(0))
 	var err error
-	if p.main, err = engine.New[*Conn](conn, append(base, cfg.engine...)...); err != nil {
-		return nil, err
+	if p.main, err = engine.New[*Conn](conn, mainOpts...); err != nil {
+		return nil, optionError(err)
 	}
-	if cfg.authPoolSize > 0 {
-		p.auth, err = engine.New[*Conn](conn, engine.WithConnectTimeout(total), engine.WithMaxSize(cfg.authPoolSize))
-		if err != nil {
-			p.main.Close(context.Background())
-			return nil, err
-		}
+	if p.auth, err = engine.New[*Conn](conn, authOpts...); err != nil {
+		p.main.Close(context.Background())
+		return nil, optionError(err)
 	}
 	return p, nil
 }
+
+// optionError names an engine setting as this package's option of the same
+// name, which is how the user wrote it.
+func optionError(err error) error {
+	var oe *engine.OptionError
+	if errors.As(err, &oe) {
+		return &OptionError{Option: oe.Option, Reason: oe.Reason}
+	}
+	return err
+}
+
+// closedError is what every entry point returns once Close was called.
+func closedError(op string) error { return fmt.Errorf("ldapconn: %s: %w", op, ErrClosed) }
 
 // Lease returns a connection bound as the pool's service identity
 // (WithBind), waiting in FIFO order while none is free. Operations through
@@ -87,14 +106,25 @@ func (p *Pool) Lease(ctx context.Context) (*Lease, error) { return p.LeaseAs(ctx
 // rebound for the oldest waiter. A wrong password fails with an error
 // matching ErrInvalidCredentials, after exactly one bind attempt.
 func (p *Pool) LeaseAs(ctx context.Context, creds Credentials) (*Lease, error) {
+	if p.closed.Load() {
+		return nil, closedError("Lease")
+	}
 	if err := creds.check(); err != nil {
 		return nil, err
 	}
-	inner, err := p.main.Lease(ctx, p.keys.key(creds))
+	inner, err := p.main.Lease(ctx, p.key(creds))
 	if err != nil {
 		return nil, p.unwrapCredentials(err)
 	}
 	return &Lease{inner: inner, pool: p, ctx: ctx, creds: creds}, nil
+}
+
+// key returns the pool key of creds; the service identity's is derived once.
+func (p *Pool) key(creds Credentials) engine.Key {
+	if creds == p.cfg.service {
+		return p.service
+	}
+	return p.keys.key(creds)
 }
 
 // unwrapCredentials makes a refused bind the caller's error as it is,
@@ -119,26 +149,24 @@ func (p *Pool) Do(ctx context.Context, fn func(ldap.Client) error) error {
 
 // DoAs is Do for connections bound as creds.
 func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client) error) error {
+	if p.closed.Load() {
+		return closedError("Do")
+	}
 	if err := creds.check(); err != nil {
 		return err
 	}
-	err := p.main.Do(ctx, p.keys.key(creds), func(inner *lease.Lease[*Conn]) error {
+	err := p.main.Do(ctx, p.key(creds), func(inner *lease.Lease[*Conn]) error {
 		l := &Lease{inner: inner, pool: p, ctx: ctx, creds: creds}
 		err := fn(l.Client())
 		l.endDo()
 		l.settle()
-		if err != nil && l.broken.Load() && !IsBroken(err) {
-			err = fmt.Errorf("%w: %w", engine.ErrBroken, err)
-		}
-		if p.cfg.noPool {
-			inner.Taint(errNoPool)
-		}
 		return err
 	})
 	return p.unwrapCredentials(err)
 }
 
-// Search runs one search as the service identity through Do.
+// Search runs one search as the service identity through Do, so a search
+// that met a connection the server had closed is retried once on a fresh one.
 func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.SearchResult, error) {
 	var res *ldap.SearchResult
 	err := p.Do(ctx, func(c ldap.Client) error {
@@ -149,59 +177,82 @@ func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Searc
 	return res, err
 }
 
-// Authenticate checks an end user's password with one bind, on the auth pool
-// (WithAuthPool) or else on a service connection that is bound back to the
-// service identity afterwards. It returns nil for a good password, an error
-// matching ErrInvalidCredentials for a wrong one (never retried: retries lock
-// accounts), and ErrEmptyPassword without asking the server for an empty
-// password, which LDAP would accept as an unauthenticated bind.
+// Authenticate checks an end user's password with one bind on the bind lane
+// (WithAuthPool), whose connections serve nothing else, so it is safe to
+// call inside Do or while holding a Lease. It returns nil for a good
+// password, an error matching ErrInvalidCredentials for a wrong one (never
+// retried: retries lock accounts), and ErrEmptyPassword without asking the
+// server for an empty password, which LDAP would accept as an
+// unauthenticated bind.
+//
+// A bind written to a pooled connection that the server had already closed
+// (a restart, an idle cut) never reached it: Authenticate binds once more on
+// a fresh connection, so the first login after a restart succeeds.
 func (p *Pool) Authenticate(ctx context.Context, dn, password string) error {
-	if dn == "" {
-		return errors.New("ldapconn: Authenticate: empty DN")
+	if p.closed.Load() {
+		return closedError("Authenticate")
 	}
-	if err := (Credentials{DN: dn, Password: password}).check(); err != nil {
+	if dn == "" {
+		return fmt.Errorf("%w: Authenticate: empty DN", ErrBadRequest)
+	}
+	creds := Credentials{DN: dn, Password: password}
+	if err := creds.check(); err != nil {
 		return err
 	}
-	var l *Lease
-	if p.auth != nil {
-		inner, err := p.auth.Lease(ctx, p.keys.key(Anonymous))
-		if err != nil {
-			return err
-		}
-		// The auth pool's connections are bound as whoever authenticated
-		// last and are only ever used to bind again: they need no revert.
-		l = &Lease{inner: inner, pool: p, ctx: ctx}
-	} else {
-		var err error
-		if l, err = p.Lease(ctx); err != nil {
-			return err
-		}
+	reused, err := p.bindOnLane(ctx, creds, false)
+	if err != nil && reused && IsBroken(err) && ctx.Err() == nil {
+		_, err = p.bindOnLane(ctx, creds, true)
 	}
-	conn := l.inner.Conn().ldap
-	err := run0(&client{l: l}, "Authenticate", func(*ldap.Conn) error { return bind(conn, Credentials{DN: dn, Password: password}) })
-	if p.auth == nil {
-		l.rebound.Store(true)
+	if errors.Is(err, engine.ErrClosed) {
+		return closedError("Authenticate")
 	}
-	l.Release()
 	return err
 }
 
-// Stats returns the engine's snapshot of the service pool.
-func (p *Pool) Stats() engine.Stats { return p.main.Stats() }
+// bindLaneKey is the key of every bind-lane connection: they are bound as
+// whoever authenticated last and are only ever used to bind again, so they
+// need no revert.
+var bindLaneKey = engine.Key{Name: "bind-lane", Credentials: Anonymous}
+
+// bindOnLane binds as creds on a bind-lane connection (a fresh one if asked)
+// and reports whether the connection had served before.
+func (p *Pool) bindOnLane(ctx context.Context, creds Credentials, fresh bool) (reused bool, err error) {
+	var inner *lease.Lease[*Conn]
+	if fresh {
+		inner, err = p.auth.LeaseFresh(ctx, bindLaneKey)
+	} else {
+		inner, err = p.auth.Lease(ctx, bindLaneKey)
+	}
+	if err != nil {
+		return false, p.unwrapCredentials(err)
+	}
+	l := &Lease{inner: inner, pool: p, ctx: ctx}
+	err = run0(&client{l: l}, "Authenticate", func(conn *ldap.Conn) error { return bind(conn, creds) })
+	l.Release()
+	return inner.Reused(), err
+}
+
+// Stats is a snapshot of a pool: its sizes, its counters since it was made,
+// and a row per connection (the state table that String prints).
+type Stats = engine.Stats
+
+// Stats returns a snapshot of the service pool.
+func (p *Pool) Stats() Stats { return p.main.Stats() }
+
+// AuthStats returns a snapshot of the bind lane (WithAuthPool).
+func (p *Pool) AuthStats() Stats { return p.auth.Stats() }
 
 // Servers returns each server's health: up or in backoff, its last error,
 // its open connections.
 func (p *Pool) Servers() []ServerStatus { return p.health.status(time.Now()) }
 
-// String returns the state table of the pool (and of the auth pool) and the
-// servers' health. No password appears in it.
+// String returns the state tables of the service pool and of the bind lane,
+// and the servers' health. No password appears in it.
 func (p *Pool) String() string {
 	var b strings.Builder
 	b.WriteString(p.main.String())
-	if p.auth != nil {
-		b.WriteString("auth pool: ")
-		b.WriteString(p.auth.String())
-	}
+	b.WriteString("bind lane: ")
+	b.WriteString(p.auth.String())
 	for _, s := range p.Servers() {
 		state := "up"
 		if !s.Up {
@@ -212,13 +263,17 @@ func (p *Pool) String() string {
 	return b.String()
 }
 
-// Close closes the pool as engine.Pool.Close does.
+// Close closes the service pool and the bind lane at once: from its first
+// call every entry point fails with an error matching ErrClosed, and callers
+// waiting for a connection get that error. Close then waits for the leases
+// still out to come back until ctx ends, and closes those under their
+// holders; it returns ctx's error then. Each call honours its own ctx.
 func (p *Pool) Close(ctx context.Context) error {
-	err := p.main.Close(ctx)
-	if p.auth != nil {
-		err = errors.Join(err, p.auth.Close(ctx))
-	}
-	return err
+	p.closed.Store(true)
+	var g errgroup.Group
+	g.Go(func() error { return p.main.Close(ctx) })
+	g.Go(func() error { return p.auth.Close(ctx) })
+	return g.Wait()
 }
 
 func (p *Pool) markDown(server int, err error) { p.health.down(server, err, time.Now()) }

@@ -2,6 +2,7 @@ package ldapconn_test
 
 import (
 	"os"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -27,5 +28,18 @@ func TestReadmeShowsTheExample(t *testing.T) {
 	body = body[:strings.LastIndex(body, "\t// Output:")]
 	if !strings.Contains(string(readme), "func main() {\n"+body) {
 		t.Fatalf("README.md's quickstart is not Example's body:\n%s", body)
+	}
+	// The front door: a user imports ldapconn, and ldaptest for the
+	// embedded server, and nothing else that is not the standard library.
+	q := string(readme)[strings.Index(string(readme), "```go\npackage main"):]
+	q = q[:strings.Index(q, "func main()")]
+	var imports []string
+	for _, line := range strings.Split(q, "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, `"`) && strings.Contains(line, ".") {
+			imports = append(imports, line)
+		}
+	}
+	if want := []string{`"github.com/fairpool/ldappool/ldapconn"`, `"github.com/fairpool/ldappool/ldaptest"`}; !slices.Equal(imports, want) {
+		t.Fatalf("the quickstart imports %v; want %v only", imports, want)
 	}
 }

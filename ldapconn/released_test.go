@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-ldap/ldap/v3"
 
-	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/ldapconn"
 	"github.com/fairpool/ldappool/ldaptest"
 )
@@ -21,7 +20,7 @@ import (
 func onePool(t *testing.T) (*ldaptest.Server, *ldapconn.Pool) {
 	t.Helper()
 	srv := embedded(t)
-	return srv, newPool(t, srv.URL(), admin, ldapconn.WithPoolOptions(engine.WithMaxSize(1)))
+	return srv, newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(1))
 }
 
 // everyone is a search that returns every seeded user, more than a stream's

@@ -174,3 +174,6 @@ func (e *AllServersDownError) Error() string {
 
 // Unwrap returns the last dial error met, so errors.Is sees network errors.
 func (e *AllServersDownError) Unwrap() error { return e.Last }
+
+// Is makes every AllServersDownError match ErrServerDown.
+func (e *AllServersDownError) Is(target error) bool { return target == ErrServerDown }

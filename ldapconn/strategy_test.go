@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/ldapconn"
 	"github.com/fairpool/ldappool/ldaptest"
 )
@@ -43,7 +42,7 @@ func TestStrategies(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.strategy.String(), func(t *testing.T) {
 			p := newPool(t, a+" "+b, admin, ldapconn.WithStrategy(tt.strategy),
-				ldapconn.WithPoolOptions(engine.WithMaxDialing(1)))
+				ldapconn.WithMaxDialing(1))
 			if got := openOn(t, p, 4, a, b); !slices.Equal(got, tt.want) {
 				t.Fatalf("connections per server = %v; want %v", got, tt.want)
 			}
@@ -55,7 +54,7 @@ func TestStrategies(t *testing.T) {
 func TestFewestConnectionsBalances(t *testing.T) {
 	a, b := embedded(t).URL(), embedded(t).URL()
 	p := newPool(t, a+","+b, admin, ldapconn.WithStrategy(ldapconn.FewestConnections),
-		ldapconn.WithPoolOptions(engine.WithMaxDialing(1)))
+		ldapconn.WithMaxDialing(1))
 	held := []*ldapconn.Lease{}
 	for range 3 {
 		l, err := p.Lease(t.Context())
@@ -77,7 +76,7 @@ func TestFewestConnectionsBalances(t *testing.T) {
 // idle one instead of waiting for a slot or dialing past the limit.
 func TestFullPoolRebindsForAnotherIdentity(t *testing.T) {
 	srv := embedded(t)
-	p := newPool(t, srv.URL(), admin, ldapconn.WithPoolOptions(engine.WithMaxSize(1)))
+	p := newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(1))
 	if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
 		t.Fatal(err)
 	}

@@ -10,8 +10,9 @@ import (
 	"strings"
 )
 
-// ErrBadURI is wrapped by the error for a server URI that cannot be used.
-var ErrBadURI = errors.New("ldapconn: bad server URI")
+// ErrBadURI is wrapped by the error for a server URI that cannot be used. It
+// matches ErrBadRequest too.
+var ErrBadURI error = &kindOf{"ldapconn: bad server URI", ErrBadRequest}
 
 // Server is one directory server of a pool's list.
 type Server struct {

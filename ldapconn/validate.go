@@ -36,3 +36,11 @@ func Compare(dn, attribute, value string) Validator {
 		return nil
 	}
 }
+
+// NewSearch returns a subtree search under baseDN for filter, asking for
+// attrs (all user attributes when none are named), with no size or time limit
+// of its own: the shape most lookups take (a user by uid, a user's groups).
+// Build an ldap.SearchRequest yourself for anything else.
+func NewSearch(baseDN, filter string, attrs ...string) *ldap.SearchRequest {
+	return ldap.NewSearchRequest(baseDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false, filter, attrs, nil)
+}

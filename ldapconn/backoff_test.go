@@ -1,6 +1,7 @@
 package ldapconn_test
 
 import (
+	"context"
 	"errors"
 	"net"
 	"testing"
@@ -11,7 +12,9 @@ import (
 )
 
 // A server that refuses connections is retried only after its backoff, which
-// starts at the retry delay and grows; until then leases fail at once.
+// starts at the retry delay and grows. A lease that comes within the backoff
+// waits for the next attempt, within its own context, instead of failing at
+// once: one refused connect must not fail every caller for the backoff.
 func TestBackoffOfADownServer(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -34,12 +37,19 @@ func TestBackoffOfADownServer(t *testing.T) {
 			t.Fatalf("after one failure: %+v; want down, retry in 50-150ms", s)
 		}
 		first := s.RetryIn
-		lease() // within the backoff: no dial
-		if s := p.Servers()[0]; s.Failures != 1 {
-			t.Fatalf("failures = %d; a lease within the backoff dialed the server", s.Failures)
+		short, cancel := context.WithTimeout(t.Context(), first/2)
+		defer cancel()
+		if _, err := p.Lease(short); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Lease with a context shorter than the backoff = %v; want its deadline", err)
 		}
-		time.Sleep(first)
-		lease()
+		if s := p.Servers()[0]; s.Failures != 1 {
+			t.Fatalf("failures = %d; the server was dialed within its backoff", s.Failures)
+		}
+		start := time.Now()
+		lease() // waits for the end of the backoff, then dials once
+		if waited := time.Since(start); waited < first/2 || waited > first {
+			t.Fatalf("the lease waited %v; want until the backoff's end, %v after the first failure", waited, first)
+		}
 		s = p.Servers()[0]
 		if s.Failures != 2 || s.RetryIn < 75*time.Millisecond || s.RetryIn > 225*time.Millisecond {
 			t.Fatalf("after two failures: %+v; want retry in 75-225ms (x1.5)", s)

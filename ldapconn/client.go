@@ -34,23 +34,27 @@ var _ ldap.Client = (*client)(nil)
 func (c *client) conn() *ldap.Conn { return c.l.inner.Conn().ldap }
 
 // run runs op, named for the error on a released lease, under the lease's
-// context. When the context ends first, the lease is discarded (which
-// closes the connection, ending op) and the context's error returned at
-// once.
+// context. When the context ends first, run returns the context's error at
+// once and op goes on in the background: its use of the lease keeps the
+// connection out of the pool until it ends (within the operation timeout),
+// and the lease's Release gives the connection back only then. So a caller
+// that gives up costs no connection, and nobody is lent a connection with a
+// response still due on it.
 func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, error) {
 	var zero T
 	if !c.l.startUse() {
 		return zero, released(name)
 	}
-	defer c.l.endUse()
 	ctx := c.l.ctx
 	if err := ctx.Err(); err != nil {
-		return zero, fmt.Errorf("ldapconn: operation not started: %w", err)
+		c.l.endUse()
+		return zero, fmt.Errorf("ldapconn: %s not started: %w", name, err)
 	}
 	conn := c.conn()
 	if ctx.Done() == nil {
 		v, err := op(conn)
-		c.l.observe(err)
+		err = c.l.observe(err)
+		c.l.endUse()
 		return v, err
 	}
 	type outcome struct {
@@ -60,19 +64,65 @@ func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, erro
 	done := make(chan outcome, 1)
 	go func() {
 		v, err := op(conn)
+		err = c.l.observe(err) // before the use ends: a broken connection is tainted before it can go back
+		c.l.endUse()           // before the answer: a Release that follows it gives the connection back at once
 		done <- outcome{v, err}
 	}()
 	select {
 	case o := <-done:
-		c.l.observe(o.err)
 		return o.v, o.err
 	case <-ctx.Done():
-		// The use ends while op may still run: the connection is closed,
-		// never given back, so op cannot reach another caller.
-		err := fmt.Errorf("ldapconn: operation abandoned: %w", ctx.Err())
-		c.l.Discard(err)
-		return zero, err
+		return zero, fmt.Errorf("ldapconn: %s abandoned: %w", name, ctx.Err())
 	}
+}
+
+// runAware runs op, which honours ctx itself, inside a use of the lease.
+func runAware[T any](c *client, name string, op func(ctx context.Context, conn *Conn) (T, error)) (T, error) {
+	var zero T
+	if !c.l.startUse() {
+		return zero, released(name)
+	}
+	defer c.l.endUse()
+	ctx := c.l.ctx
+	if err := ctx.Err(); err != nil {
+		return zero, fmt.Errorf("ldapconn: %s not started: %w", name, err)
+	}
+	v, err := op(ctx, c.l.inner.Conn())
+	return v, c.l.observe(err)
+}
+
+// search runs r through go-ldap's SearchAsync, which stops reading when ctx
+// ends; the search is then abandoned at the server (RFC 4511 Abandon), and
+// the connection, with nothing left due on it, stays in the pool. Its
+// result is what go-ldap's Search returns.
+func search(ctx context.Context, conn *Conn, r *ldap.SearchRequest) (*ldap.SearchResult, error) {
+	before := conn.wire.lastID.Load()
+	resp := conn.ldap.SearchAsync(ctx, r, 0)
+	res := &ldap.SearchResult{Entries: []*ldap.Entry{}, Referrals: []string{}, Controls: []ldap.Control{}}
+	for resp.Next() {
+		switch {
+		case resp.Entry() != nil:
+			res.Entries = append(res.Entries, resp.Entry())
+		case resp.Referral() != "":
+			res.Referrals = append(res.Referrals, resp.Referral())
+		default:
+			res.Controls = append(res.Controls, resp.Controls()...)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		if id := conn.wire.lastID.Load(); id != before {
+			conn.wire.abandon(id)
+		}
+		return nil, fmt.Errorf("ldapconn: Search abandoned: %w", err)
+	}
+	if err := resp.Err(); err != nil {
+		var le *ldap.Error
+		if errors.As(err, &le) {
+			res.ResultCode, res.DiagnosticMessage = le.ResultCode, le.Err.Error()
+		}
+		return res, err
+	}
+	return res, nil
 }
 
 func run0(c *client, name string, op func(*ldap.Conn) error) error {
@@ -143,7 +193,15 @@ func (c *client) SetTimeout(d time.Duration) {
 }
 
 func (c *client) TLSConnectionState() (state tls.ConnectionState, ok bool) {
-	c.with(func(conn *ldap.Conn) { state, ok = conn.TLSConnectionState() })
+	c.with(func(conn *ldap.Conn) {
+		// An ldaps:// connection's TLS is under the socket wrapper that
+		// reads message IDs, where go-ldap does not look for it.
+		if tc, isTLS := c.l.inner.Conn().wire.Conn.(*tls.Conn); isTLS {
+			state, ok = tc.ConnectionState(), true
+			return
+		}
+		state, ok = conn.TLSConnectionState()
+	})
 	return state, ok
 }
 
@@ -212,7 +270,12 @@ func (c *client) PasswordModify(r *ldap.PasswordModifyRequest) (*ldap.PasswordMo
 }
 
 func (c *client) Search(r *ldap.SearchRequest) (*ldap.SearchResult, error) {
-	return run(c, "Search", func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.Search(r) })
+	if c.l.ctx.Done() == nil {
+		return run(c, "Search", func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.Search(r) })
+	}
+	return runAware(c, "Search", func(ctx context.Context, conn *Conn) (*ldap.SearchResult, error) {
+		return search(ctx, conn, r)
+	})
 }
 
 func (c *client) SearchWithPaging(r *ldap.SearchRequest, size uint32) (*ldap.SearchResult, error) {

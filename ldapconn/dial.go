@@ -17,7 +17,8 @@ import (
 // is open to. Callers reach it through a Lease's Client.
 type Conn struct {
 	ldap   *ldap.Conn
-	server int // index in the pool's server list
+	wire   *wireConn // the socket under ldap: message IDs, Abandon
+	server int       // index in the pool's server list
 }
 
 // connector is the engine.Connector of an LDAP pool: it dials in the order
@@ -38,6 +39,18 @@ var (
 func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) {
 	creds, _ := key.Credentials.(Credentials)
 	order := c.health.order(time.Now())
+	if len(order) == 0 {
+		// Every server is in its backoff, maybe after one reset or one
+		// refused connect. Refusing now would fail every caller at once for
+		// the whole backoff, however long it is willing to wait: wait for
+		// the first server's next attempt instead, within the dial's time.
+		// A caller whose own context ends first has its answer already.
+		i, at := c.health.soonest()
+		if sleep(ctx, time.Until(at)) != nil {
+			return nil, &AllServersDownError{Servers: c.health.status(time.Now())}
+		}
+		order = []int{i}
+	}
 	var last error
 	for _, i := range order {
 		for attempt := range c.cfg.retryMax {
@@ -95,7 +108,8 @@ func (c *connector) dial(ctx context.Context, i int, creds Credentials) (*Conn, 
 		}
 		nc = tc
 	}
-	lc := ldap.NewConn(nc, srv.TLS)
+	wire := &wireConn{Conn: nc}
+	lc := ldap.NewConn(wire, srv.TLS)
 	lc.Start()
 	lc.SetTimeout(c.cfg.opTimeout)
 	stop := context.AfterFunc(ctx, func() { lc.Close() })
@@ -118,7 +132,7 @@ func (c *connector) dial(ctx context.Context, i int, creds Credentials) (*Conn, 
 	if ctx.Err() != nil {
 		return fail(ctx.Err())
 	}
-	return &Conn{ldap: lc, server: i}, nil
+	return &Conn{ldap: lc, wire: wire, server: i}, nil
 }
 
 // tlsConfig returns the pool's TLS settings for srv, naming the server
@@ -177,7 +191,12 @@ func (c *connector) Broken(conn *Conn, err error) bool { return IsBroken(err) ||
 
 // Alive implements engine.Liveness: go-ldap's reader closes a connection as
 // soon as the server closes or resets it, and this is one atomic load.
-func (c *connector) Alive(conn *Conn) bool { return !conn.ldap.IsClosing() }
+// A server's close can also be waiting, unread, in the socket: go-ldap's
+// reader has not yet been scheduled to see it. peerClosed peeks for it
+// without blocking and without taking anything from go-ldap.
+func (c *connector) Alive(conn *Conn) bool {
+	return !conn.ldap.IsClosing() && !peerClosed(conn.wire.Conn)
+}
 
 // Lifetime gives connections to a fallback server a short life under the
 // failover strategy, so that the pool returns to the first server soon

@@ -171,6 +171,13 @@ func IsBroken(err error) bool {
 	return false
 }
 
+// timedOut reports whether err is an operation timeout: a slow server, not a
+// dead connection, so not worth doing again at once.
+func timedOut(err error) bool {
+	var te *timeoutError
+	return errors.As(err, &te)
+}
+
 // isCallerDeadline reports whether err is a context's deadline and not an
 // operation timeout.
 func isCallerDeadline(err error) bool {

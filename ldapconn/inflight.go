@@ -26,6 +26,7 @@ type uses struct {
 	mu       sync.Mutex
 	released bool // Release or Discard was called, or Do's function returned: no use starts
 	n        int  // uses running now
+	streams  int  // of which streaming calls
 	pending  bool // Release came while n > 0: the last use to end gives the connection back
 }
 
@@ -81,14 +82,18 @@ func (u *uses) discard() {
 	u.released, u.pending = true, false
 }
 
-// close marks the lease released without giving the connection back, for
-// Do, whose engine gives it back itself, and reports whether a use still
-// runs.
-func (u *uses) close() (running bool) {
+// streaming reports whether a streaming call still runs.
+func (u *uses) streaming() bool {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	u.released = true
-	return u.n > 0
+	return u.streams > 0
+}
+
+// stream counts a streaming call's use in or out.
+func (u *uses) stream(d int) {
+	u.mu.Lock()
+	u.streams += d
+	u.mu.Unlock()
 }
 
 // isReleased reports whether Release or Discard was called.
@@ -113,12 +118,14 @@ func (l *Lease) endUse() {
 	}
 }
 
-// endDo ends a lease made by Do when its function returns. The engine gives
-// the connection back then and cannot wait for a stream the function left
-// open, which may never be drained: the connection of a use still running is
-// closed under it instead.
+// endDo ends a lease made by Do when its function returns. An operation
+// the function gave up on keeps the connection until it ends, within the
+// operation timeout, and Release gives it back then. A stream the function
+// left open may never be drained: its connection is closed under it.
 func (l *Lease) endDo() {
-	if l.use.close() {
-		l.inner.Taint(errOutlivedDo)
+	if l.use.streaming() {
+		l.Discard(errOutlivedDo)
+		return
 	}
+	l.Release()
 }

@@ -92,19 +92,24 @@ func (l *Lease) settle() {
 	})
 }
 
-// observe looks at an operation's error: a broken connection is tainted so
-// that it is never pooled, and a server in trouble is marked down.
-func (l *Lease) observe(err error) {
+// observe looks at an operation's error and returns it classified (an
+// operation timeout matches context.DeadlineExceeded): a broken connection is
+// tainted so that it is never pooled, and a server that timed out or said it
+// is busy is probed (see Pool.suspect).
+func (l *Lease) observe(err error) error {
 	if err == nil {
-		return
+		return nil
 	}
+	err = classify(err)
+	conn := l.inner.Conn()
 	// go-ldap reports some read failures as plain errors; a connection it
 	// is closing is broken whatever the error says.
-	if IsBroken(err) || l.inner.Conn().ldap.IsClosing() {
+	if IsBroken(err) || conn.ldap.IsClosing() {
 		l.broken.Store(true)
 		l.inner.Taint(err)
 	}
 	if opCountsAgainstServer(err) {
-		l.pool.markDown(l.inner.Conn().server, err)
+		l.pool.suspect(conn.server, err)
 	}
+	return err
 }

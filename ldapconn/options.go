@@ -35,6 +35,7 @@ type config struct {
 	validator      Validator       // RootDSE()
 	authPoolSize   int             // 2 connections in the bind lane
 	noPool         bool            // false
+	retryBroken    bool            // true: Do retries once on a fresh connection
 	maxSize        int             // 10, as the engine's
 	engine         []engine.Option // the pool knobs below, in the order given, for both pools
 }
@@ -49,6 +50,7 @@ func defaultConfig() config {
 		failbackAfter:  time.Minute,
 		validator:      RootDSE(),
 		authPoolSize:   2,
+		retryBroken:    true,
 		maxSize:        10,
 	}
 }
@@ -229,7 +231,9 @@ func WithLeakThreshold(d time.Duration) Option { return engineOption(engine.With
 // WithRetryBroken sets whether Do, DoAs and Search retry, once and on a fresh
 // connection, an operation that failed because its reused connection was
 // dead (a server restart, an idle cut). Default true.
-func WithRetryBroken(retry bool) Option { return engineOption(engine.WithRetryBroken(retry)) }
+func WithRetryBroken(retry bool) Option {
+	return optionFunc(func(c *config) { c.retryBroken = retry })
+}
 
 // WithLogger sets where the pool logs: credentials refused for the service
 // identity at error level, leaks and close errors as warnings, and a trace
@@ -253,7 +257,7 @@ func engineOption(o engine.Option) Option {
 // default max backoff, which follows a longer retry delay.
 func (c *config) validate() error {
 	bad := func(name string, v any, why string) error {
-		return fmt.Errorf("ldapconn: %s(%v): %s", name, v, why)
+		return &OptionError{Option: fmt.Sprintf("%s(%v)", name, v), Reason: why}
 	}
 	retry := fmt.Sprintf("%d, %v", c.retryMax, c.retryDelay)
 	switch {
@@ -284,7 +288,7 @@ func (c *config) validate() error {
 	}
 	for i, o := range c.engine {
 		if o == nil {
-			return fmt.Errorf("ldapconn: WithPoolOptions: option %d is nil", i+1)
+			return &OptionError{Option: "WithPoolOptions", Reason: fmt.Sprintf("option %d is nil", i+1)}
 		}
 	}
 	if err := c.service.check(); err != nil {

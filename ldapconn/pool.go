@@ -5,12 +5,15 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/lease"
@@ -25,7 +28,16 @@ type Pool struct {
 	service engine.Key
 	main    *engine.Pool[*Conn] // the service pool: Lease, LeaseAs, Do, DoAs, Search
 	auth    *engine.Pool[*Conn] // the bind lane: Authenticate
-	closed  *atomic.Bool        // Close was called; a pointer, so that a Pool value (which Format prints) copies no lock
+	conn    *connector
+
+	// Probes of servers suspected down (see suspect): one at a time per
+	// server, ended by Close.
+	probes   *singleflight.Group
+	probeMu  *sync.Mutex // orders a probe's start with Close
+	probing  *sync.WaitGroup
+	probeCtx context.Context
+	endProbe context.CancelFunc
+	closed   *atomic.Bool // Close was called; a pointer, so that a Pool value (which Format prints) copies no lock
 }
 
 // NewPool makes a pool over servers, a list of URIs separated by commas or
@@ -53,7 +65,7 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	cfg := defaultConfig()
 	for i, o := range opts {
 		if o == nil {
-			return nil, fmt.Errorf("ldapconn: NewPool: option %d is nil", i+1)
+			return nil, &OptionError{Option: "NewPool", Reason: fmt.Sprintf("option %d is nil", i+1)}
 		}
 		o.apply(&cfg)
 	}
@@ -64,6 +76,9 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	p.health = newHealth(servers, cfg.strategy, cfg.retryDelay, cfg.maxBackoff)
 	p.service = p.keys.key(cfg.service)
 	conn := &connector{cfg: &p.cfg, health: p.health}
+	p.conn = conn
+	p.probeMu, p.probing, p.probes = new(sync.Mutex), new(sync.WaitGroup), new(singleflight.Group)
+	p.probeCtx, p.endProbe = context.WithCancel(context.Background())
 	// One resolved configuration makes both pools: the pool derives what the
 	// engine needs from the LDAP settings, then the user's knobs apply in
 	// the order given, then the bind lane's own size.
@@ -78,6 +93,7 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	}
 	if p.auth, err = engine.New[*Conn](conn, authOpts...); err != nil {
 		p.main.Close(context.Background())
+		p.endProbe()
 		return nil, optionError(err)
 	}
 	return p, nil
@@ -112,11 +128,7 @@ func (p *Pool) LeaseAs(ctx context.Context, creds Credentials) (*Lease, error) {
 	if err := creds.check(); err != nil {
 		return nil, err
 	}
-	inner, err := p.main.Lease(ctx, p.key(creds))
-	if err != nil {
-		return nil, p.unwrapCredentials(err)
-	}
-	return &Lease{inner: inner, pool: p, ctx: ctx, creds: creds}, nil
+	return p.leaseAs(ctx, creds, false)
 }
 
 // key returns the pool key of creds; the service identity's is derived once.
@@ -155,14 +167,55 @@ func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client)
 	if err := creds.check(); err != nil {
 		return err
 	}
-	err := p.main.Do(ctx, p.key(creds), func(inner *lease.Lease[*Conn]) error {
-		l := &Lease{inner: inner, pool: p, ctx: ctx, creds: creds}
-		err := fn(l.Client())
-		l.endDo()
-		l.settle()
+	l, err := p.leaseAs(ctx, creds, false)
+	if err != nil {
 		return err
-	})
-	return p.unwrapCredentials(err)
+	}
+	err = p.do(l, fn)
+	if err == nil || !p.cfg.retryBroken || !l.inner.Reused() || !l.broken.Load() || ctx.Err() != nil || timedOut(err) {
+		return err
+	}
+	// The reused connection was dead (a restart, an idle cut): once more on
+	// a connection validated or dialed for this call.
+	retry, lerr := p.leaseAs(ctx, creds, true)
+	if lerr != nil {
+		return fmt.Errorf("%w (and no fresh connection to retry on: %w)", err, lerr)
+	}
+	return p.do(retry, fn)
+}
+
+// do calls fn with l's client and releases l; a panic in fn discards the
+// connection and goes on. An operation fn gave up on (its context ended)
+// keeps the connection until it ends, then the connection goes back; a
+// stream fn left undrained has its connection closed.
+func (p *Pool) do(l *Lease, fn func(ldap.Client) error) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.Discard(fmt.Errorf("ldapconn: panic in Do's function: %v", v))
+			panic(v)
+		}
+		l.endDo()
+	}()
+	return fn(l.Client())
+}
+
+// leaseAs leases a connection bound as creds; fresh asks for one validated
+// or dialed for this lease.
+func (p *Pool) leaseAs(ctx context.Context, creds Credentials, fresh bool) (*Lease, error) {
+	var inner *lease.Lease[*Conn]
+	var err error
+	if fresh {
+		inner, err = p.main.LeaseFresh(ctx, p.key(creds))
+	} else {
+		inner, err = p.main.Lease(ctx, p.key(creds))
+	}
+	if err != nil {
+		if errors.Is(err, engine.ErrClosed) {
+			return nil, closedError("Lease")
+		}
+		return nil, p.unwrapCredentials(err)
+	}
+	return &Lease{inner: inner, pool: p, ctx: ctx, creds: creds}, nil
 }
 
 // Search runs one search as the service identity through Do, so a search
@@ -270,10 +323,54 @@ func (p *Pool) String() string {
 // holders; it returns ctx's error then. Each call honours its own ctx.
 func (p *Pool) Close(ctx context.Context) error {
 	p.closed.Store(true)
+	p.probeMu.Lock()
+	p.endProbe()
+	p.probeMu.Unlock()
 	var g errgroup.Group
 	g.Go(func() error { return p.main.Close(ctx) })
 	g.Go(func() error { return p.auth.Close(ctx) })
-	return g.Wait()
+	err := g.Wait()
+	p.probing.Wait() // each ends within a dial's timeout once its context is cancelled
+	return err
 }
 
-func (p *Pool) markDown(server int, err error) { p.health.down(server, err, time.Now()) }
+// suspect is called when an operation on server i timed out or the server
+// said it is busy or unavailable. A server that said so is marked down at
+// once. A timeout alone may be one slow operation: a probe (one at a time
+// per server, however many operations time out together) dials the server
+// anew and reads its root DSE within the operation timeout, and only if that
+// fails too is the server marked down, so a slow operation never takes the
+// only server out.
+func (p *Pool) suspect(i int, cause error) {
+	if ldap.IsErrorAnyOf(cause, ldap.LDAPResultBusy, ldap.LDAPResultUnavailable) {
+		p.health.down(i, cause, time.Now())
+		return
+	}
+	p.probeMu.Lock()
+	defer p.probeMu.Unlock()
+	if p.probeCtx.Err() != nil {
+		return
+	}
+	p.probing.Add(1)
+	go func() {
+		defer p.probing.Done()
+		p.probes.Do(strconv.Itoa(i), func() (any, error) {
+			if err := p.probe(i); err != nil {
+				p.health.down(i, fmt.Errorf("%w (a probe after: %v)", err, cause), time.Now())
+			}
+			return nil, nil
+		})
+	}()
+}
+
+// probe dials server i anonymously and reads its root DSE.
+func (p *Pool) probe(i int) error {
+	ctx, cancel := context.WithTimeout(p.probeCtx, p.cfg.opTimeout)
+	defer cancel()
+	conn, err := p.conn.dial(ctx, i, Anonymous)
+	if err != nil {
+		return err
+	}
+	defer conn.ldap.Close()
+	return withContext(ctx, conn, func() error { return RootDSE()(ctx, conn.ldap) })
+}

@@ -94,6 +94,19 @@ func (h *health) order(now time.Time) []int {
 	return idx
 }
 
+// soonest returns the down server whose backoff ends first, and when.
+func (h *health) soonest() (int, time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	best := 0
+	for i := range h.state {
+		if h.state[i].downUntil.Before(h.state[best].downUntil) {
+			best = i
+		}
+	}
+	return best, h.state[best].downUntil
+}
+
 func (h *health) down(i int, err error, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

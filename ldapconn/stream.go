@@ -28,7 +28,8 @@ type stream struct {
 	referral string
 	controls []ldap.Control
 	err      error
-	ended    bool // resp is drained and the use ended
+	ended    bool  // resp is drained and the use ended
+	before   int64 // the connection's last message ID before the call: the call's is the next one written
 }
 
 // stream starts a streaming call inside a use of the lease, or returns a
@@ -37,7 +38,9 @@ func (c *client) stream(ctx context.Context, name string, start func(*ldap.Conn)
 	if !c.l.startUse() {
 		return releasedResponse{released(name)}
 	}
-	s := &stream{l: c.l, resp: start(c.conn())}
+	c.l.use.stream(+1)
+	before := c.l.inner.Conn().wire.lastID.Load()
+	s := &stream{l: c.l, resp: start(c.conn()), before: before}
 	s.mu.Lock() // the watcher may run at once; it waits for stop to be set
 	// context.AfterFunc starts no goroutine until ctx ends, and stop
 	// unregisters it when the caller drains the stream first.
@@ -62,6 +65,7 @@ func (s *stream) Next() bool {
 	s.stop()
 	s.finish()
 	s.mu.Unlock()
+	s.l.use.stream(-1)
 	s.l.endUse()
 	return false
 }
@@ -76,8 +80,13 @@ func (s *stream) drain() {
 	}
 	for s.resp.Next() {
 	}
+	// go-ldap stopped reading: ask the server to stop sending.
+	if w := s.l.inner.Conn().wire; w.lastID.Load() != s.before {
+		w.abandon(w.lastID.Load())
+	}
 	s.finish()
 	s.mu.Unlock()
+	s.l.use.stream(-1)
 	s.l.endUse()
 }
 
@@ -85,8 +94,7 @@ func (s *stream) drain() {
 // observed now, while the connection is still the lease's.
 func (s *stream) finish() {
 	s.ended = true
-	s.err = s.resp.Err()
-	s.l.observe(s.err)
+	s.err = s.l.observe(s.resp.Err())
 }
 
 func (s *stream) Entry() *ldap.Entry {

@@ -37,10 +37,11 @@ type Stats struct {
 	Binds    int64 // bind requests, whatever their result
 	Searches int64 // search requests, whatever their result
 	Compares int64 // compare requests, whatever their result
+	Abandons int64 // abandon requests (RFC 4511 4.11): a client gave up on an operation
 }
 
 type counters struct {
-	accepted, open, refused, dropped, binds, searches, compares atomic.Int64
+	accepted, open, refused, dropped, binds, searches, compares, abandons atomic.Int64
 }
 
 // Stats returns the server's counters. Each is read atomically, the set is
@@ -55,6 +56,7 @@ func (s *Server) Stats() Stats {
 		Binds:    c.binds.Load(),
 		Searches: c.searches.Load(),
 		Compares: c.compares.Load(),
+		Abandons: c.abandons.Load(),
 	}
 }
 

@@ -155,7 +155,9 @@ func (pc *proxyConn) up(backend net.Conn) {
 			pc.s.wg.Add(1)
 			go pc.compare(id, op)
 		case op.Tag == ldap.ApplicationAbandonRequest:
-			// Abandon has no response; gldap would send one.
+			// Abandon has no response; gldap would send one. The operation
+			// it names runs on: a server may finish what it abandons.
+			pc.s.stats.abandons.Add(1)
 		case op.Tag == ldap.ApplicationExtendedRequest && len(op.Children) > 0 &&
 			op.Children[0].Data.String() == startTLSOID:
 			if !pc.startTLS(id) {

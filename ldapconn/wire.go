@@ -1,0 +1,98 @@
+package ldapconn
+
+import (
+	"math"
+	"net"
+	"sync/atomic"
+	"time"
+
+	ber "github.com/go-asn1-ber/asn1-ber"
+	"github.com/go-ldap/ldap/v3"
+)
+
+// wireConn is the socket under a go-ldap connection. It remembers the
+// message ID of the last request go-ldap wrote, which go-ldap does not
+// expose, so that an operation its caller gave up on can be abandoned
+// (RFC 4511 4.11) while the connection stays in the pool.
+//
+// go-ldap writes each request with one Write, from one goroutine; a Write of
+// this package's (an Abandon) is one Write too, and net.Conn and tls.Conn
+// keep concurrent Writes whole.
+type wireConn struct {
+	net.Conn
+	lastID atomic.Int64 // -1: the stream is not plain LDAP messages (StartTLS wrapped it)
+}
+
+func (w *wireConn) Write(b []byte) (int, error) {
+	if w.lastID.Load() >= 0 {
+		if id, ok := messageID(b); ok {
+			w.lastID.Store(id)
+		} else {
+			// After StartTLS go-ldap writes TLS records here: an Abandon
+			// written under them would break the stream.
+			w.lastID.Store(-1)
+		}
+	}
+	return w.Conn.Write(b)
+}
+
+// abandonID is the message ID of every Abandon request: the top of the
+// range (RFC 4511: 0 to 2^31-1), which go-ldap's counter, starting at 1,
+// does not reach in practice. An Abandon gets no response, so the ID is
+// never matched to one.
+const abandonID = math.MaxInt32
+
+// abandon asks the server to stop the operation whose message ID is id, and
+// reports whether the request was written. It gives up on a connection that
+// does not take the write within a second: the abandon is a courtesy, the
+// caller has already moved on.
+func (w *wireConn) abandon(id int64) bool {
+	if id <= 0 || w.lastID.Load() < 0 {
+		return false
+	}
+	msg := encodeAbandon(abandonID, id)
+	_ = w.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, err := w.Conn.Write(msg)
+	_ = w.Conn.SetWriteDeadline(time.Time{})
+	return err == nil
+}
+
+// encodeAbandon returns the BER encoding of an AbandonRequest with message
+// ID id for the operation target: LDAPMessage ::= SEQUENCE { messageID
+// INTEGER, [APPLICATION 16] MessageID }.
+func encodeAbandon(id, target int64) []byte {
+	p := ber.Encode(ber.ClassUniversal, ber.TypeConstructed, ber.TagSequence, nil, "LDAP Request")
+	p.AppendChild(ber.NewInteger(ber.ClassUniversal, ber.TypePrimitive, ber.TagInteger, id, "MessageID"))
+	p.AppendChild(ber.NewInteger(ber.ClassApplication, ber.TypePrimitive, ldap.ApplicationAbandonRequest, target, "Abandon Request"))
+	return p.Bytes()
+}
+
+// messageID reads the message ID at the head of an LDAPMessage's encoding:
+// a SEQUENCE (0x30) with a definite length, whose first element is an
+// INTEGER of 1 to 4 bytes. It reports false for anything else.
+func messageID(b []byte) (int64, bool) {
+	if len(b) < 2 || b[0] != 0x30 {
+		return 0, false
+	}
+	i := 2
+	if l := b[1]; l&0x80 != 0 {
+		n := int(l & 0x7f)
+		if n == 0 || n > 4 {
+			return 0, false
+		}
+		i += n
+	}
+	if len(b) < i+2 || b[i] != 0x02 {
+		return 0, false
+	}
+	n := int(b[i+1])
+	i += 2
+	if n < 1 || n > 4 || len(b) < i+n || b[i]&0x80 != 0 {
+		return 0, false
+	}
+	var id int64
+	for _, c := range b[i : i+n] {
+		id = id<<8 | int64(c)
+	}
+	return id, true
+}

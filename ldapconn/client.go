@@ -96,6 +96,12 @@ func runAware[T any](c *client, name string, op func(ctx context.Context, conn *
 // the connection, with nothing left due on it, stays in the pool. Its
 // result is what go-ldap's Search returns.
 func search(ctx context.Context, conn *Conn, r *ldap.SearchRequest) (*ldap.SearchResult, error) {
+	// SearchAsync on a closed connection ends without an error: say what
+	// go-ldap's Search would.
+	closed := ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection closed"))
+	if conn.ldap.IsClosing() {
+		return nil, closed
+	}
 	before := conn.wire.lastID.Load()
 	resp := conn.ldap.SearchAsync(ctx, r, 0)
 	res := &ldap.SearchResult{Entries: []*ldap.Entry{}, Referrals: []string{}, Controls: []ldap.Control{}}
@@ -121,6 +127,9 @@ func search(ctx context.Context, conn *Conn, r *ldap.SearchRequest) (*ldap.Searc
 			res.ResultCode, res.DiagnosticMessage = le.ResultCode, le.Err.Error()
 		}
 		return res, err
+	}
+	if conn.ldap.IsClosing() && conn.wire.lastID.Load() == before {
+		return nil, closed // closed before the request was written
 	}
 	return res, nil
 }

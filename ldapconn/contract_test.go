@@ -71,10 +71,9 @@ func warm(t *testing.T, p *ldapconn.Pool, n int) {
 // restartOps are the calls that must succeed first time after the
 // directory restarted under a warm pool.
 var restartOps = []struct {
-	name   string
-	opts   []ldapconn.Option
-	op     func(ctx context.Context, p *ldapconn.Pool) error
-	broken string // why the embedded-server case is skipped, until the library is fixed
+	name string
+	opts []ldapconn.Option
+	op   func(ctx context.Context, p *ldapconn.Pool) error
 }{
 	{name: "Authenticate", op: func(ctx context.Context, p *ldapconn.Pool) error {
 		return p.Authenticate(ctx, ldaptest.UserDN(7), ldaptest.UserPassword(7))
@@ -100,8 +99,7 @@ var restartOps = []struct {
 		defer l.Release()
 		_, err = l.Client().Search(searchUID("user4"))
 		return err
-	}, broken: "the lease is handed the idle connection the server has just closed (go-ldap's reader has not " +
-		"seen the EOF yet) and its first Search fails with \"unable to read LDAP response packet: EOF\""},
+	}},
 }
 
 // dials counts the dials of both pools of p.
@@ -123,9 +121,6 @@ func warmBoth(t *testing.T, p *ldapconn.Pool) {
 func TestContractFirstCallAfterRestart(t *testing.T) {
 	for _, tt := range restartOps {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.broken != "" {
-				t.Skip("BROKEN: " + tt.broken)
-			}
 			srv := embedded(t)
 			p := newPool(t, srv.URL(), append([]ldapconn.Option{admin}, tt.opts...)...)
 			warmBoth(t, p)
@@ -226,7 +221,6 @@ func TestContractErrorsAreClassifiable(t *testing.T) {
 		option    bool    // errors.As *OptionError
 		broken    int
 		retryable int
-		skip      string // BROKEN: why the case is skipped until the library is fixed
 	}{
 		{name: "every server down, cold", err: func(t *testing.T) error {
 			p := newPool(t, closedPort(t), admin)
@@ -260,17 +254,13 @@ func TestContractErrorsAreClassifiable(t *testing.T) {
 				_, err = l.Client().Search(searchUID("user1"))
 				return err
 			})
-		}, is: []error{context.DeadlineExceeded}, broken: yes,
-			skip: `the operation timeout's error, LDAP Result Code 200 "Network Error": ldap: connection timed out, ` +
-				`does not match context.DeadlineExceeded`},
+		}, is: []error{context.DeadlineExceeded}, broken: yes},
 		{name: "operation timeout, Search", err: func(t *testing.T) error {
 			return opTimeout(t, func(ctx context.Context, p *ldapconn.Pool) error {
 				_, err := p.Search(ctx, searchUID("user1"))
 				return err
 			})
-		}, is: []error{context.DeadlineExceeded},
-			skip: `Search's error after the operation timeout, "ldap: connection timed out (and no fresh connection ` +
-				`to retry on: ... every server is down ...)", does not match context.DeadlineExceeded`},
+		}, is: []error{context.DeadlineExceeded}},
 		{name: "wrong password, Authenticate", err: func(t *testing.T) error {
 			p := newPool(t, embedded(t).URL(), admin)
 			return p.Authenticate(contractCtx(t), ldaptest.UserDN(1), "wrong")
@@ -291,13 +281,9 @@ func TestContractErrorsAreClassifiable(t *testing.T) {
 		{name: "bad option WithMaxSize(0)", err: badOption(ldapconn.WithMaxSize(0)),
 			is: []error{ldapconn.ErrBadRequest}, option: true, retryable: no},
 		{name: "bad option WithAuthPool(0)", err: badOption(ldapconn.WithAuthPool(0)),
-			is: []error{ldapconn.ErrBadRequest}, option: true, retryable: no,
-			skip: "NewPool's error for an LDAP option (not an engine one) is a plain *errors.errorString: " +
-				"neither *OptionError nor ErrBadRequest"},
+			is: []error{ldapconn.ErrBadRequest}, option: true, retryable: no},
 		{name: "bad option WithOperationTimeout(0)", err: badOption(ldapconn.WithOperationTimeout(0)),
-			is: []error{ldapconn.ErrBadRequest}, option: true, retryable: no,
-			skip: "NewPool's error for an LDAP option (not an engine one) is a plain *errors.errorString: " +
-				"neither *OptionError nor ErrBadRequest"},
+			is: []error{ldapconn.ErrBadRequest}, option: true, retryable: no},
 		{name: "closed pool", err: func(t *testing.T) error {
 			p, err := ldapconn.NewPool(embedded(t).URL(), admin)
 			if err != nil {
@@ -326,9 +312,6 @@ func TestContractErrorsAreClassifiable(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if tt.skip != "" {
-				t.Skip("BROKEN: " + tt.skip)
-			}
 			err := tt.err(t)
 			if err == nil {
 				t.Fatal("no error; want one")

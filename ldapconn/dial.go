@@ -5,7 +5,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"syscall"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -38,6 +40,21 @@ var (
 
 func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) {
 	creds, _ := key.Credentials.(Credentials)
+	conn, blinked, err := c.connect(ctx, creds)
+	if blinked {
+		// A server took the connection and then dropped it (a reset while
+		// binding: a restart, a full accept queue). That is a server that
+		// blinked, not one that is down: one more round, after its backoff,
+		// within the dial's time, rather than failing the caller who asked.
+		conn, _, err = c.connect(ctx, creds)
+	}
+	return conn, err
+}
+
+// connect makes one round over the servers, in the strategy's order, and
+// reports whether a failure was a connection the server accepted and then
+// dropped.
+func (c *connector) connect(ctx context.Context, creds Credentials) (conn *Conn, blinked bool, err error) {
 	order := c.health.order(time.Now())
 	if len(order) == 0 {
 		// Every server is in its backoff, maybe after one reset or one
@@ -47,7 +64,7 @@ func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) 
 		// A caller whose own context ends first has its answer already.
 		i, at := c.health.soonest()
 		if sleep(ctx, time.Until(at)) != nil {
-			return nil, &AllServersDownError{Servers: c.health.status(time.Now())}
+			return nil, false, &AllServersDownError{Servers: c.health.status(time.Now())}
 		}
 		order = []int{i}
 	}
@@ -56,25 +73,41 @@ func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) 
 		for attempt := range c.cfg.retryMax {
 			if attempt > 0 {
 				if err := sleep(ctx, c.cfg.retryDelay); err != nil {
-					return nil, err
+					return nil, false, err
 				}
 			}
 			conn, err := c.dial(ctx, i, creds)
 			if err == nil {
 				c.health.up(i)
 				c.health.open[i].Add(1)
-				return conn, nil
+				return conn, false, nil
 			}
 			if errors.Is(err, ErrInvalidCredentials) || errors.Is(err, context.Canceled) {
-				return nil, err
+				return nil, false, err
 			}
 			// Anything else (refused, reset, timed out, TLS, busy) is this
 			// server's failure: try again, then the next server.
 			last = fmt.Errorf("%s: %w", c.health.servers[i], err)
+			blinked = blinked || droppedAfterAccept(err)
 		}
 		c.health.down(i, last, time.Now())
 	}
-	return nil, &AllServersDownError{Servers: c.health.status(time.Now()), Last: last}
+	return nil, blinked, &AllServersDownError{Servers: c.health.status(time.Now()), Last: last}
+}
+
+// droppedAfterAccept reports whether a dial's error is a connection that a
+// server took and then reset or closed (in the handshake or after it),
+// rather than one nobody took (refused, unreachable, timed out) or a TLS or
+// LDAP refusal.
+func droppedAfterAccept(err error) bool {
+	if errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.Is(err, io.EOF) {
+		return true
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && oe.Op == "dial" {
+		return false // refused, unreachable, timed out: nobody took it
+	}
+	return IsBroken(err) && !timedOut(err) && !errors.Is(err, context.DeadlineExceeded)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

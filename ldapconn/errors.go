@@ -133,6 +133,7 @@ func classify(err error) error {
 // errors that wrap nothing; these are their texts.
 var brokenTexts = []string{
 	"unable to read LDAP response packet",
+	"unable to send request",
 	"ldap: connection closed",
 	"ldap: response channel closed",
 	"ldap: connection timed out",

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/sim"
 )
 
@@ -28,6 +29,7 @@ import (
 // ns/op is wall time divided by the operations of all goroutines, as with
 // RunParallel: throughput, not the latency of one lease.
 func BenchmarkLeaseRelease(b *testing.B) {
+	b.Cleanup(engine.CheckInvariants(false))
 	for _, impl := range benchImpls {
 		for _, size := range []int{4, 16} {
 			for _, par := range []int{1, 8, 64} {
@@ -114,6 +116,7 @@ const (
 // shared budget, so a pool that favours some clients shows it in their
 // counts. ns/op is wall time per operation: fairHold/fairSize at best.
 func BenchmarkFairness(b *testing.B) {
+	b.Cleanup(engine.CheckInvariants(false))
 	for _, impl := range benchImpls {
 		name := fmt.Sprintf("impl=%s/size=%d/clients=%d", impl.name, fairSize, fairClients)
 		b.Run(name, func(b *testing.B) {

@@ -138,6 +138,7 @@ func TestValidateOnLeaseReplacesABadConnectionSilently(t *testing.T) {
 			t.Fatal("got the connection that fails validation")
 		}
 		l.Release()
+		synctest.Wait() // the bad connection's close returns
 		if st := p.Stats(); st.ValidationErrors != 1 || st.Open != 1 || st.Dials != 2 {
 			t.Fatalf("stats %+v; want 1 validation error, the bad conn replaced by a second dial", st.Counters)
 		}
@@ -215,6 +216,7 @@ func TestDoRetriesOnceOnAFreshConnection(t *testing.T) {
 		if err != nil || len(calls) != 2 || calls[0] != stale || calls[1] == stale {
 			t.Fatalf("Do = %v after %d calls; want success on a second, fresh connection", err, len(calls))
 		}
+		synctest.Wait() // the stale connection's close returns
 		if st := p.Stats(); st.Discards != 1 || st.Open != 1 {
 			t.Fatalf("discards = %d open = %d; want the stale conn discarded", st.Discards, st.Open)
 		}

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
+
+	"github.com/fairpool/ldappool/internal/ctxtime"
 )
 
 // ErrLeaseReleased is matched (errors.Is) by the error of every call made
@@ -51,29 +53,16 @@ func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, erro
 		return zero, fmt.Errorf("ldapconn: %s not started: %w", name, err)
 	}
 	conn := c.conn()
-	if ctx.Done() == nil {
-		v, err := op(conn)
-		err = c.l.observe(err)
-		c.l.endUse()
-		return v, err
-	}
-	type outcome struct {
-		v   T
-		err error
-	}
-	done := make(chan outcome, 1)
-	go func() {
+	v, err := ctxtime.Call(ctx, func() (T, error) {
 		v, err := op(conn)
 		err = c.l.observe(err) // before the use ends: a broken connection is tainted before it can go back
 		c.l.endUse()           // before the answer: a Release that follows it gives the connection back at once
-		done <- outcome{v, err}
-	}()
-	select {
-	case o := <-done:
-		return o.v, o.err
-	case <-ctx.Done():
-		return zero, fmt.Errorf("ldapconn: %s abandoned: %w", name, ctx.Err())
+		return v, err
+	}, nil)
+	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		return zero, fmt.Errorf("ldapconn: %s abandoned: %w", name, err)
 	}
+	return v, err
 }
 
 // runAware runs op, which honours ctx itself, inside a use of the lease.

@@ -13,6 +13,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/fairpool/ldappool/engine"
+	"github.com/fairpool/ldappool/internal/ctxtime"
 )
 
 // Conn is one pooled LDAP connection: a go-ldap connection and the server it
@@ -63,7 +64,7 @@ func (c *connector) connect(ctx context.Context, creds Credentials) (conn *Conn,
 		// the first server's next attempt instead, within the dial's time.
 		// A caller whose own context ends first has its answer already.
 		i, at := c.health.soonest()
-		if sleep(ctx, time.Until(at)) != nil {
+		if ctxtime.Sleep(ctx, time.Until(at)) != nil {
 			return nil, false, &AllServersDownError{Servers: c.health.status(time.Now())}
 		}
 		order = []int{i}
@@ -72,7 +73,7 @@ func (c *connector) connect(ctx context.Context, creds Credentials) (conn *Conn,
 	for _, i := range order {
 		for attempt := range c.cfg.retryMax {
 			if attempt > 0 {
-				if err := sleep(ctx, c.cfg.retryDelay); err != nil {
+				if err := ctxtime.Sleep(ctx, c.cfg.retryDelay); err != nil {
 					return nil, false, err
 				}
 			}
@@ -108,17 +109,6 @@ func droppedAfterAccept(err error) bool {
 		return false // refused, unreachable, timed out: nobody took it
 	}
 	return IsBroken(err) && !timedOut(err) && !errors.Is(err, context.DeadlineExceeded)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }
 
 // dial opens, secures and binds one connection to server i. A dial that
@@ -245,16 +235,6 @@ func (c *connector) Lifetime(conn *Conn, max time.Duration) time.Duration {
 // returns ctx's error as soon as ctx ends, closing the connection so that fn
 // returns too.
 func withContext(ctx context.Context, conn *Conn, fn func() error) error {
-	if ctx.Done() == nil {
-		return fn()
-	}
-	done := make(chan error, 1)
-	go func() { done <- fn() }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		conn.ldap.Close()
-		return ctx.Err()
-	}
+	_, err := ctxtime.Call(ctx, func() (struct{}, error) { return struct{}{}, fn() }, func() { conn.ldap.Close() })
+	return err
 }

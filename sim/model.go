@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fairpool/ldappool/engine"
+	"github.com/fairpool/ldappool/internal/ctxtime"
 )
 
 var (
@@ -111,7 +112,7 @@ func (c *ModelConn) Op(ctx context.Context) error {
 	if f := c.m.slowFactor(time.Now()); f != 1 {
 		d = time.Duration(float64(d) * f)
 	}
-	if err := sleep(ctx, d); err != nil {
+	if err := ctxtime.Sleep(ctx, d); err != nil {
 		return err
 	}
 	if c.m.broken(c, time.Now()) {
@@ -127,7 +128,7 @@ func (m *Model) Connect(ctx context.Context, _ engine.Key) (*ModelConn, error) {
 		m.refuse()
 		return nil, ErrServerDown
 	}
-	if err := sleep(ctx, m.cfg.ConnectCost); err != nil {
+	if err := ctxtime.Sleep(ctx, m.cfg.ConnectCost); err != nil {
 		return nil, err
 	}
 	now := time.Now()

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fairpool/ldappool/engine"
+	"github.com/fairpool/ldappool/internal/ctxtime"
 )
 
 // Config is one run's settings.
@@ -150,11 +151,11 @@ func (r *runner) run(ctx context.Context) *Report {
 func (r *runner) closedClient(ctx context.Context, t Target, rec *clientRec, th thinker) {
 	for ctx.Err() == nil {
 		if failed := r.request(ctx, t, rec); failed {
-			if sleep(ctx, retryDelay) != nil {
+			if ctxtime.Sleep(ctx, retryDelay) != nil {
 				return
 			}
 		}
-		if sleep(ctx, th.next()) != nil {
+		if ctxtime.Sleep(ctx, th.next()) != nil {
 			return
 		}
 	}
@@ -164,7 +165,7 @@ func (r *runner) closedClient(ctx context.Context, t Target, rec *clientRec, th 
 // schedule, each on its own goroutine, whether or not earlier ones are done.
 func (r *runner) dispatch(ctx context.Context, start time.Time, wg *sync.WaitGroup) {
 	for i, at := range r.cfg.Workload.Arrivals(r.cfg.Duration, r.cfg.Seed) {
-		if sleep(ctx, time.Until(start.Add(at))) != nil {
+		if ctxtime.Sleep(ctx, time.Until(start.Add(at))) != nil {
 			return
 		}
 		rec := r.recs[i%len(r.recs)]
@@ -389,24 +390,4 @@ func (r *runner) report(elapsed time.Duration, p peaks) *Report {
 		rep.Server.Peak = max(rep.Server.Peak, p.server)
 	}
 	return rep
-}
-
-// sleep waits d, or returns ctx's error as soon as ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		default:
-			return nil
-		}
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
 }

@@ -349,7 +349,45 @@ func (s *Server) Restart() error {
 
 // Freeze suspends slapd with SIGSTOP: connections stay open and new ones
 // are accepted by the kernel, but nothing is answered until Thaw.
-func (s *Server) Freeze() error { return s.signal(sigStop) }
+func (s *Server) Freeze() error {
+	if err := s.signal(sigStop); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	pid := s.proc.cmd.Process.Pid
+	s.mu.Unlock()
+	waitStopped(pid)
+	return nil
+}
+
+// waitStopped waits, up to a second, until every thread of process pid is
+// stopped: a signal is delivered after kill returns, and a thread may finish
+// the reply it was writing. Where /proc cannot tell, it returns at once.
+func waitStopped(pid int) {
+	deadline := time.Now().Add(time.Second)
+	for time.Now().Before(deadline) {
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+		if err != nil || len(tasks) == 0 {
+			return
+		}
+		stopped := true
+		for _, task := range tasks {
+			b, err := os.ReadFile(task)
+			// The state follows the command name, which is in parentheses.
+			i := bytes.LastIndexByte(b, ')')
+			if err != nil || i < 0 || i+2 >= len(b) {
+				return
+			}
+			if st := b[i+2]; st != 'T' && st != 't' {
+				stopped = false
+			}
+		}
+		if stopped {
+			return
+		}
+		time.Sleep(time.Millisecond) // polls the kernel's state; nothing to wait on instead
+	}
+}
 
 // Thaw resumes a frozen slapd with SIGCONT.
 func (s *Server) Thaw() error { return s.signal(sigCont) }

@@ -1,0 +1,55 @@
+// Package ctxtime waits and calls under a context: the one sleep helper and
+// the one "run a call that takes no context under a context" helper of the
+// module.
+package ctxtime
+
+import (
+	"context"
+	"time"
+)
+
+// Sleep waits d, or until ctx ends, and then returns ctx's error. A d of
+// zero or less returns at once, with ctx's error if it has ended.
+func Sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Call runs call, which takes no context, and returns its outcome, or ctx's
+// error as soon as ctx ends. In that case call goes on in the background
+// until it returns, and gaveUp, if not nil, runs at once: it is how the
+// caller makes call end sooner (closing its connection) or nothing. A ctx
+// that can never end costs nothing: call runs on the caller's goroutine.
+func Call[T any](ctx context.Context, call func() (T, error), gaveUp func()) (T, error) {
+	if ctx.Done() == nil {
+		return call()
+	}
+	type outcome struct {
+		v   T
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		v, err := call()
+		done <- outcome{v, err}
+	}()
+	select {
+	case o := <-done:
+		return o.v, o.err
+	case <-ctx.Done():
+		if gaveUp != nil {
+			gaveUp()
+		}
+		var zero T
+		return zero, ctx.Err()
+	}
+}

@@ -236,26 +236,32 @@ func (c *client) Unbind() error {
 }
 
 func (c *client) Add(r *ldap.AddRequest) error {
+	c.l.wrote.Store(true)
 	return run0(c, "Add", func(conn *ldap.Conn) error { return conn.Add(r) })
 }
 
 func (c *client) Del(r *ldap.DelRequest) error {
+	c.l.wrote.Store(true)
 	return run0(c, "Del", func(conn *ldap.Conn) error { return conn.Del(r) })
 }
 
 func (c *client) Modify(r *ldap.ModifyRequest) error {
+	c.l.wrote.Store(true)
 	return run0(c, "Modify", func(conn *ldap.Conn) error { return conn.Modify(r) })
 }
 
 func (c *client) ModifyDN(r *ldap.ModifyDNRequest) error {
+	c.l.wrote.Store(true)
 	return run0(c, "ModifyDN", func(conn *ldap.Conn) error { return conn.ModifyDN(r) })
 }
 
 func (c *client) ModifyWithResult(r *ldap.ModifyRequest) (*ldap.ModifyResult, error) {
+	c.l.wrote.Store(true)
 	return run(c, "ModifyWithResult", func(conn *ldap.Conn) (*ldap.ModifyResult, error) { return conn.ModifyWithResult(r) })
 }
 
 func (c *client) Extended(r *ldap.ExtendedRequest) (*ldap.ExtendedResponse, error) {
+	c.l.wrote.Store(true)
 	return run(c, "Extended", func(conn *ldap.Conn) (*ldap.ExtendedResponse, error) { return conn.Extended(r) })
 }
 
@@ -264,6 +270,7 @@ func (c *client) Compare(dn, attribute, value string) (bool, error) {
 }
 
 func (c *client) PasswordModify(r *ldap.PasswordModifyRequest) (*ldap.PasswordModifyResult, error) {
+	c.l.wrote.Store(true)
 	return run(c, "PasswordModify", func(conn *ldap.Conn) (*ldap.PasswordModifyResult, error) { return conn.PasswordModify(r) })
 }
 

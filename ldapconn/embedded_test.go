@@ -304,7 +304,8 @@ func TestEveryServerDown(t *testing.T) {
 			t.Fatalf("error %q does not mention %q", err, s)
 		}
 	}
-	// In backoff now: the next lease fails at once without dialing.
+	// In backoff now: the next lease waits for the first server's next
+	// attempt, which is refused too.
 	_, err = p.Lease(t.Context())
 	if !errors.As(err, &down) || !strings.Contains(err.Error(), "retry in") {
 		t.Fatalf("second Lease = %v; want every server in backoff", err)

@@ -27,6 +27,7 @@ import (
 //	pool closed             errors.Is(err, ErrClosed)
 //	released lease          errors.Is(err, ErrLeaseReleased)
 //	connection broken       IsBroken(err)
+//	write may have happened errors.Is(err, ErrOutcomeUnknown) (Do, DoAs)
 //	safe to try again       IsRetryable(err)
 //	the server's answer     ldap.IsErrorWithCode(err, code) (noSuchObject, ...)
 //
@@ -52,6 +53,13 @@ var (
 	// ErrServerDown is matched by the error returned when no server could
 	// be dialed (an *AllServersDownError).
 	ErrServerDown = errors.New("ldapconn: every server is down")
+
+	// ErrOutcomeUnknown is matched by the error of Do or DoAs when the
+	// function sent a write (Add, Del, Modify, ModifyDN, PasswordModify,
+	// Extended) and the connection then broke: the server may or may not
+	// have applied it, so Do does not run the function again. Check the
+	// directory before trying the write again.
+	ErrOutcomeUnknown = errors.New("ldapconn: the connection broke after a write was sent; its outcome is unknown")
 
 	// ErrClosed is matched by the error of every call made after Close,
 	// and of the callers still waiting for a connection when it was called.
@@ -196,7 +204,7 @@ func isCallerDeadline(err error) bool {
 // trying it again.
 func IsRetryable(err error) bool {
 	switch {
-	case err == nil, errors.Is(err, ErrInvalidCredentials), errors.Is(err, ErrBadRequest),
+	case err == nil, errors.Is(err, ErrInvalidCredentials), errors.Is(err, ErrBadRequest), errors.Is(err, ErrOutcomeUnknown),
 		errors.Is(err, ErrClosed), errors.Is(err, ErrLeaseReleased), errors.Is(err, context.Canceled):
 		return false
 	case errors.Is(err, ErrServerDown), errors.Is(err, ErrExhausted), errors.Is(err, ErrWaitTimeout),

@@ -26,13 +26,18 @@ type Lease struct {
 	use     uses        // the calls running on the connection; see inflight.go
 	rebound atomic.Bool // the caller bound as someone else: revert on release
 	broken  atomic.Bool // an operation found the connection unusable
+	wrote   atomic.Bool // a write (Add, Modify, ..., Extended) was sent: Do must not run fn again
 	once    sync.Once
 }
 
 // Client returns the connection as go-ldap's ldap.Client, so code written
 // against go-ldap runs on it. Each operation runs under the context the
-// lease was taken with: when it ends, the operation is abandoned, the
-// connection discarded, and the call returns the context's error at once.
+// lease was taken with: when it ends the call returns the context's error at
+// once, and costs no connection: a search is abandoned at the server (an
+// LDAP Abandon) and the connection stays pooled; another operation keeps the
+// connection out of the pool until it ends (within the operation timeout),
+// and Release gives it back then. After Release or Discard every call fails
+// with ErrLeaseReleased without touching the connection.
 // Bind, StartTLS, Unbind and Close change the connection's state: a
 // connection bound as someone else is bound back to the pool's identity on
 // release, and one whose TLS state changed or that was unbound or closed is

@@ -80,9 +80,11 @@ func WithConnectTimeout(d time.Duration) Option {
 }
 
 // WithOperationTimeout bounds every LDAP operation, binds included, with
-// go-ldap's request timeout. An operation that times out breaks its
-// connection and counts against its server, so a frozen server is left for
-// the next one. Default 10s.
+// go-ldap's request timeout; the error then matches
+// context.DeadlineExceeded. The connection is closed, and a probe of its
+// server (a new connection reading the root DSE within this timeout) decides
+// whether the server is down or was only slow for one operation; a frozen
+// server is left for the next. Default 10s.
 func WithOperationTimeout(d time.Duration) Option {
 	return optionFunc(func(c *config) { c.opTimeout = d })
 }

@@ -150,10 +150,12 @@ func (p *Pool) unwrapCredentials(err error) error {
 }
 
 // Do leases a connection as the service identity, calls fn with it, and
-// releases it. An operation that fails because a reused connection was dead
-// (a server restart, an idle cut by a firewall) is retried once on a fresh
-// connection, so such errors do not reach the caller; other errors are
-// returned as they are. A stream fn leaves undrained is ended: its
+// releases it. When fn fails because a reused connection was dead (a server
+// restart, an idle cut by a firewall) Do calls fn once more on a fresh
+// connection, so such errors do not reach the caller, unless fn sent a
+// write (Add, Del, Modify, ModifyDN, PasswordModify, Extended): then the
+// error matches ErrOutcomeUnknown and fn is not called again. Other errors
+// are returned as they are. A stream fn leaves undrained is ended: its
 // connection is closed.
 func (p *Pool) Do(ctx context.Context, fn func(ldap.Client) error) error {
 	return p.DoAs(ctx, p.cfg.service, fn)
@@ -172,6 +174,11 @@ func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client)
 		return err
 	}
 	err = p.do(l, fn)
+	if err != nil && l.broken.Load() && l.wrote.Load() {
+		// A write was sent on a connection that then broke: the server may
+		// have applied it or not. Rule 8: never send it again silently.
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
+	}
 	if err == nil || !p.cfg.retryBroken || !l.inner.Reused() || !l.broken.Load() || ctx.Err() != nil || timedOut(err) {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/go-ldap/ldap/v3"
 
 	"github.com/fairpool/ldappool/internal/logbuf"
 	"github.com/fairpool/ldappool/ldapconn"
@@ -112,5 +113,79 @@ func TestWrongServicePasswordIsNotRetriedInTheBackground(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "credentials refused"); n != 1 {
 		t.Fatalf("the refusal was logged %d times; want once:\n%s", n, logs.String())
+	}
+}
+
+// Do runs its function once more after a dead reused connection only when
+// the function sent no write: a write whose connection broke may have been
+// applied, and its error says the outcome is unknown (rule 8).
+func TestDoDoesNotResendAWrite(t *testing.T) {
+	for _, write := range []bool{false, true} {
+		t.Run(map[bool]string{false: "reads are retried", true: "a write is not"}[write], func(t *testing.T) {
+			srv := embedded(t)
+			p := newPool(t, srv.URL(), admin)
+			if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
+				t.Fatal(err)
+			}
+			calls := 0
+			err := p.Do(t.Context(), func(c ldap.Client) error {
+				calls++
+				if write && calls == 1 {
+					// The embedded server refuses the modify; what
+					// matters is that it was sent.
+					c.Modify(ldap.NewModifyRequest(ldaptest.UserDN(1), nil))
+				}
+				if calls == 1 {
+					srv.DropConnections() // the connection dies under the function
+				}
+				_, err := c.Search(searchUID("user2"))
+				return err
+			})
+			switch {
+			case !write && (err != nil || calls != 2):
+				t.Fatalf("Do = %v after %d calls; want success on the second", err, calls)
+			case write && (!errors.Is(err, ldapconn.ErrOutcomeUnknown) || calls != 1 || ldapconn.IsRetryable(err)):
+				t.Fatalf("Do = %v after %d calls; want ErrOutcomeUnknown after 1, not retryable", err, calls)
+			}
+		})
+	}
+}
+
+// An operation other than Search that its caller gave up on keeps its
+// connection out of the pool until it ends, and then the connection goes
+// back: no second caller is lent a connection with a response due on it,
+// and no connection is lost.
+func TestAnAbandonedCompareKeepsItsConnectionUntilItEnds(t *testing.T) {
+	srv := embedded(t)
+	p := newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(1))
+	if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetLatency(300 * time.Millisecond)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	l, err := p.Lease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Client().Compare(ldaptest.UserDN(1), "cn", "User 1"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Compare = %v; want the caller's deadline", err)
+	}
+	l.Release()
+	if st := p.Stats(); st.InUse != 1 {
+		t.Fatalf("in use %d right after the abandoned Compare's Release; want its connection kept until it ends", st.InUse)
+	}
+	srv.SetLatency(0)
+	next, err := p.Lease(t.Context()) // waits for the compare to end
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := next.Client().Compare(ldaptest.UserDN(1), "cn", "User 1")
+	next.Release()
+	if err != nil || !ok {
+		t.Fatalf("the next Compare = %v, %v", ok, err)
+	}
+	if st := p.Stats(); st.Dials != 1 || st.Discards != 0 {
+		t.Fatalf("dials %d, discards %d; want the one connection kept", st.Dials, st.Discards)
 	}
 }

@@ -227,7 +227,10 @@ func ldapOptions(pc PoolConfig) []ldapconn.Option {
 		opts = append(opts, ldapconn.WithFailFast())
 	}
 	if len(pc.Options) > 0 {
-		opts = append(opts, ldapconn.WithPoolOptions(pc.Options...)) //nolint:staticcheck // engine options a caller of sim passed as such
+		// PoolConfig.Options are engine options, for the model and the real
+		// pool alike: they can only reach ldapconn this way.
+		//lint:ignore SA1019 sim's PoolConfig speaks the engine's options
+		opts = append(opts, ldapconn.WithPoolOptions(pc.Options...))
 	}
 	return opts
 }

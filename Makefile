@@ -5,12 +5,16 @@ GO ?= go
 
 ## test: vet, then every test with the race detector (slapd tests need slapd; CI installs it).
 test:
+	@echo "make test: go vet, then every test with the race detector; the first run downloads the modules and compiles (about a minute, quiet)"
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
 
 ## sim: a short default load simulation against the embedded LDAP server.
 sim:
-	$(GO) run ./cmd/ldapsim
+	@echo "make sim: building ldapsim; the first run downloads the modules and compiles (about a minute, quiet)"
+	$(GO) build -o bin/ldapsim ./cmd/ldapsim
+	@echo "make sim: a 15-second simulation against the embedded LDAP server; a progress line follows"
+	./bin/ldapsim
 
 ## bench: the benchmarks whose figures are in docs/benchmarks.md.
 bench:

@@ -36,6 +36,7 @@ type config struct {
 	authPoolSize   int             // 2 connections in the bind lane
 	noPool         bool            // false
 	retryBroken    bool            // true: Do retries once on a fresh connection
+	logger         *slog.Logger    // slog.Default(): the availability log
 	maxSize        int             // 10, as the engine's
 	engine         []engine.Option // the pool knobs below, in the order given, for both pools
 }
@@ -51,6 +52,7 @@ func defaultConfig() config {
 		validator:      RootDSE(),
 		authPoolSize:   2,
 		retryBroken:    true,
+		logger:         slog.Default(),
 		maxSize:        10,
 	}
 }
@@ -237,12 +239,17 @@ func WithRetryBroken(retry bool) Option {
 	return optionFunc(func(c *config) { c.retryBroken = retry })
 }
 
-// WithLogger sets where the pool logs: credentials refused for the service
-// identity at error level, leaks and close errors as warnings, and a trace
+// WithLogger sets where the pool logs: servers' availability (a server down
+// as a warning; every server down as an error, once until one comes back; a
+// server back up, a failover and a failback as information, each logged once
+// per change), credentials refused for the service identity at error level,
+// leaks and close errors as warnings, and a trace
 // of every dial, lease, release and close at debug level (written from the
 // supervisor goroutine: a debug handler must not block). Default
 // slog.Default().
-func WithLogger(l *slog.Logger) Option { return engineOption(engine.WithLogger(l)) }
+func WithLogger(l *slog.Logger) Option {
+	return optionFunc(func(c *config) { c.logger = l; c.engine = append(c.engine, engine.WithLogger(l)) })
+}
 
 // WithBackOff sets how background dials (WithMinIdle, replacements of
 // connections that failed validation) back off after failing. Default:
@@ -283,6 +290,8 @@ func (c *config) validate() error {
 		return bad("WithMaxBackoff", c.maxBackoff, fmt.Sprintf("must be at most %v", maxMaxBackoff))
 	case c.failbackAfter <= 0:
 		return bad("WithFailbackAfter", c.failbackAfter, "must be positive")
+	case c.logger == nil:
+		return bad("WithLogger", "nil", "logger must not be nil")
 	case c.validator == nil:
 		return bad("WithValidator", "nil", "must not be nil")
 	case c.authPoolSize < 1:

@@ -73,7 +73,7 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 		return nil, err
 	}
 	p := &Pool{cfg: cfg, keys: newKeyring(), closed: new(atomic.Bool)}
-	p.health = newHealth(servers, cfg.strategy, cfg.retryDelay, cfg.maxBackoff)
+	p.health = newHealth(servers, cfg.strategy, cfg.retryDelay, cfg.maxBackoff, cfg.logger)
 	p.service = p.keys.key(cfg.service)
 	conn := &connector{cfg: &p.cfg, health: p.health}
 	p.conn = conn
@@ -290,6 +290,15 @@ func (p *Pool) bindOnLane(ctx context.Context, creds Credentials, fresh bool) (r
 	err = run0(&client{l: l}, "Authenticate", func(conn *ldap.Conn) error { return bind(conn, creds) })
 	l.Release()
 	return inner.Reused(), err
+}
+
+// Ping checks that the directory answers, for readiness checks: it runs the
+// pool's Validator (a root DSE read by default) on a service connection
+// under ctx, through Do. It returns nil when the directory answered, and
+// otherwise the error that says why (ErrServerDown, ErrClosed, a timeout,
+// ...; see docs/errors.md).
+func (p *Pool) Ping(ctx context.Context) error {
+	return p.Do(ctx, func(c ldap.Client) error { return p.cfg.validator(ctx, c) })
 }
 
 // Stats is a snapshot of a pool: its sizes, its counters since it was made,

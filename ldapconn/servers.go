@@ -2,6 +2,7 @@ package ldapconn
 
 import (
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,21 +43,26 @@ func (s Strategy) String() string {
 type health struct {
 	servers  []Server
 	strategy Strategy
+	log      *slog.Logger
 	rr       atomic.Uint64
 	mu       sync.Mutex
 	state    []serverState // guarded by mu
+	allDown  bool          // guarded by mu: "every server is down" was logged and no server has come back since
+	serving  int           // guarded by mu: the server the last dial succeeded on, -1 before the first
 	open     []atomic.Int64
 }
 
 type serverState struct {
 	downUntil time.Time
+	downSince time.Time // when it last went down; zero while up
 	lastErr   error
 	failures  int
 	back      *backoff.ExponentialBackOff
 }
 
-func newHealth(servers []Server, strategy Strategy, initial, maxDelay time.Duration) *health {
-	h := &health{servers: servers, strategy: strategy, state: make([]serverState, len(servers)), open: make([]atomic.Int64, len(servers))}
+func newHealth(servers []Server, strategy Strategy, initial, maxDelay time.Duration, log *slog.Logger) *health {
+	h := &health{servers: servers, strategy: strategy, log: log, serving: -1,
+		state: make([]serverState, len(servers)), open: make([]atomic.Int64, len(servers))}
 	for i := range h.state {
 		b := backoff.NewExponentialBackOff()
 		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = initial, maxDelay, 0
@@ -107,6 +113,11 @@ func (h *health) soonest() (int, time.Time) {
 	return best, h.state[best].downUntil
 }
 
+// The availability log: each line marks a change, never a repetition, so
+// an outage of any length logs a handful of lines. A server going down is a
+// warning; every server down is an error, once until one comes back; a
+// server coming back, and the pool failing over or back, are news.
+
 func (h *health) down(i int, err error, now time.Time) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -118,14 +129,49 @@ func (h *health) down(i int, err error, now time.Time) {
 	s.failures++
 	s.lastErr = err
 	s.downUntil = now.Add(s.back.NextBackOff())
+	if s.downSince.IsZero() {
+		s.downSince = now
+		h.log.Warn("ldapconn: server down", "server", h.servers[i].URL, "err", err,
+			"retry_in", s.downUntil.Sub(now).Round(time.Millisecond))
+	}
+	if !h.allDown && h.everyServerDownLocked(now) {
+		h.allDown = true
+		h.log.Error("ldapconn: every server is down", "servers", len(h.servers), "last_err", err)
+	}
 }
 
+func (h *health) everyServerDownLocked(now time.Time) bool {
+	for i := range h.state {
+		if !now.Before(h.state[i].downUntil) && h.state[i].downSince.IsZero() {
+			return false
+		}
+	}
+	return true
+}
+
+// up records a successful dial of server i.
 func (h *health) up(i int) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s := &h.state[i]
-	s.downUntil, s.failures = time.Time{}, 0
+	if !s.downSince.IsZero() {
+		h.log.Info("ldapconn: server back up", "server", h.servers[i].URL,
+			"down_for", time.Since(s.downSince).Round(time.Millisecond))
+	}
+	s.downUntil, s.downSince, s.failures = time.Time{}, time.Time{}, 0
 	s.back.Reset()
+	h.allDown = false
+	if h.strategy == Failover && h.serving != i {
+		switch {
+		case h.serving >= 0 && i > h.serving:
+			h.log.Info("ldapconn: failed over", "from", h.servers[h.serving].URL, "to", h.servers[i].URL)
+		case h.serving > 0 && i < h.serving:
+			h.log.Info("ldapconn: failed back", "from", h.servers[h.serving].URL, "to", h.servers[i].URL)
+		case h.serving < 0 && i > 0:
+			h.log.Info("ldapconn: failed over", "from", h.servers[0].URL, "to", h.servers[i].URL)
+		}
+		h.serving = i
+	}
 }
 
 func (h *health) isDown(i int, now time.Time) bool {

@@ -150,12 +150,12 @@ func (p *Pool) unwrapCredentials(err error) error {
 }
 
 // Do leases a connection as the service identity, calls fn with it, and
-// releases it. When fn fails because a reused connection was dead (a server
-// restart, an idle cut by a firewall) Do calls fn once more on a fresh
-// connection, so such errors do not reach the caller, unless fn sent a
-// write (Add, Del, Modify, ModifyDN, PasswordModify, Extended): then the
-// error matches ErrOutcomeUnknown and fn is not called again. Other errors
-// are returned as they are. A stream fn leaves undrained is ended: its
+// releases it. When fn fails because its connection broke (a server
+// restart, an idle cut by a firewall, a killed server) Do calls fn once more
+// on a fresh connection, so such errors do not reach the caller, unless fn
+// sent a write (Add, Del, Modify, ModifyDN, PasswordModify, Extended): then
+// the error matches ErrOutcomeUnknown and fn is not called again. An
+// operation timeout is not retried. Other errors are returned as they are. A stream fn leaves undrained is ended: its
 // connection is closed.
 func (p *Pool) Do(ctx context.Context, fn func(ldap.Client) error) error {
 	return p.DoAs(ctx, p.cfg.service, fn)
@@ -179,11 +179,13 @@ func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client)
 		// have applied it or not. Rule 8: never send it again silently.
 		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
-	if err == nil || !p.cfg.retryBroken || !l.inner.Reused() || !l.broken.Load() || ctx.Err() != nil || timedOut(err) {
+	if err == nil || !p.cfg.retryBroken || !l.broken.Load() || ctx.Err() != nil || timedOut(err) {
 		return err
 	}
-	// The reused connection was dead (a restart, an idle cut): once more on
-	// a connection validated or dialed for this call.
+	// The connection was dead (a restart, an idle cut, a killed server) and
+	// fn sent only reads: once more on a connection validated or dialed for
+	// this call, whatever the age of the first (rule 8: a read may be
+	// retried).
 	retry, lerr := p.leaseAs(ctx, creds, true)
 	if lerr != nil {
 		return fmt.Errorf("%w (and no fresh connection to retry on: %w)", err, lerr)

@@ -120,12 +120,22 @@ func TestWrongServicePasswordIsNotRetriedInTheBackground(t *testing.T) {
 // the function sent no write: a write whose connection broke may have been
 // applied, and its error says the outcome is unknown (rule 8).
 func TestDoDoesNotResendAWrite(t *testing.T) {
-	for _, write := range []bool{false, true} {
-		t.Run(map[bool]string{false: "reads are retried", true: "a write is not"}[write], func(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		write, warm bool
+	}{
+		{"reads are retried on a reused connection", false, true},
+		{"reads are retried on a fresh connection", false, false},
+		{"a write is not", true, true},
+	} {
+		write := tc.write
+		t.Run(tc.name, func(t *testing.T) {
 			srv := embedded(t)
 			p := newPool(t, srv.URL(), admin)
-			if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
-				t.Fatal(err)
+			if tc.warm {
+				if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
+					t.Fatal(err)
+				}
 			}
 			calls := 0
 			err := p.Do(t.Context(), func(c ldap.Client) error {

@@ -155,7 +155,12 @@ func (p *Pool) unwrapCredentials(err error) error {
 // on a fresh connection, so such errors do not reach the caller, unless fn
 // sent a write (Add, Del, Modify, ModifyDN, PasswordModify, Extended): then
 // the error matches ErrOutcomeUnknown and fn is not called again. An
-// operation timeout is not retried. Other errors are returned as they are. A stream fn leaves undrained is ended: its
+// operation timeout is not retried. Other errors are returned as they are.
+//
+// fn may call Authenticate (binds have their own lane). It must not take a
+// second service connection (Lease, Do, Search) of the same pool: with every
+// connection held by callers doing the same, each would wait for itself
+// until its context ends. A stream fn leaves undrained is ended: its
 // connection is closed.
 func (p *Pool) Do(ctx context.Context, fn func(ldap.Client) error) error {
 	return p.DoAs(ctx, p.cfg.service, fn)

@@ -34,9 +34,11 @@
 //
 // An operation that outlives WithOperationTimeout closes its connection and
 // starts a probe of its server, which is marked down only if the probe fails
-// too. Do, DoAs and Search (unless WithRetryBroken(false)) and Authenticate
-// try once more on a fresh connection when a reused one turns out dead after
-// a server restart or an idle cut.
+// too. Do, DoAs and Search (unless WithRetryBroken(false)) try once more on a
+// fresh connection when the connection broke under reads (a restart, an idle
+// cut, a killed server); a function that sent a write is never run again
+// (ErrOutcomeUnknown). Authenticate binds once more when a reused connection
+// turns out dead.
 // Close closes the service pool and the bind lane; from its first call every
 // entry point fails with ErrClosed.
 //

@@ -2,7 +2,6 @@ package ldapconn
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -10,9 +9,6 @@ import (
 
 	"github.com/fairpool/ldappool/lease"
 )
-
-// errNoPool is why a no-pool lease's connection is closed on release.
-var errNoPool = errors.New("ldapconn: no-pool mode closes every connection on release")
 
 // Lease is one pooled LDAP connection lent to a caller, bound as the
 // identity it was leased for. Release it when done; Release and Discard may
@@ -63,13 +59,10 @@ func (l *Lease) Release() {
 	}
 }
 
-// giveBack settles the connection and returns it to the pool.
+// giveBack settles the connection and returns it to the pool, which
+// decides whether to keep it (WithNoPool is the engine's WithMaxIdle(0)).
 func (l *Lease) giveBack() {
 	l.settle()
-	if l.pool.cfg.noPool {
-		l.inner.Discard(errNoPool)
-		return
-	}
 	l.inner.Release()
 }
 

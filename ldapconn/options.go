@@ -34,7 +34,6 @@ type config struct {
 	failbackAfter  time.Duration   // 1 minute: the life of a connection to a fallback server
 	validator      Validator       // RootDSE()
 	authPoolSize   int             // 2 connections in the bind lane
-	noPool         bool            // false
 	retryBroken    bool            // true: Do retries once on a fresh connection
 	logger         *slog.Logger    // slog.Default(): the availability log
 	maxSize        int             // 10, as the engine's
@@ -139,7 +138,7 @@ func WithAuthPool(n int) Option { return optionFunc(func(c *config) { c.authPool
 // binds anew (Python ldappool's use_pool=False), for comparison and for
 // deployments that must not keep connections open. It is WithMaxIdle(0).
 func WithNoPool() Option {
-	return optionFunc(func(c *config) { c.noPool = true; c.engine = append(c.engine, engine.WithMaxIdle(0)) })
+	return optionFunc(func(c *config) { c.engine = append(c.engine, engine.WithMaxIdle(0)) })
 }
 
 // WithPoolOptions passes options to the generic engine underneath.

@@ -17,18 +17,27 @@ const (
 )
 
 // parseLDAPI reads an ldapi:// URI, without a port, user part, DN, query or
-// fragment. url.Parse cannot: it refuses "%2F" in a
-// host, and OpenLDAP writes the socket path there, percent-encoded.
+// fragment. url.Parse cannot: it refuses "%2F" in a host, and OpenLDAP
+// writes the socket path there, percent-encoded. go-ldap's DialURL takes the
+// path in the URL's path instead ("ldapi:///var/run/slapd/ldapi"); that form
+// is read too, since a DN in the URI is not supported anyway.
 func parseLDAPI(raw string) (Server, error) {
 	host, rest := raw[len(ldapiPrefix):], ""
 	if i := strings.IndexAny(host, "/?#"); i >= 0 {
 		host, rest = host[:i], host[i:]
 	}
+	if host == "" && strings.HasPrefix(rest, "/") {
+		host, rest = rest, "" // go-ldap's form, or "ldapi:///"
+		if i := strings.IndexAny(host, "?#"); i >= 0 {
+			host, rest = host[:i], host[i:]
+		}
+		if host == "/" {
+			host = ""
+		}
+	}
 	switch {
 	case strings.Contains(raw, "@"): // a path's '@' is written %40
 		return Server{}, badURI(raw, "credentials do not belong in the URI; use WithBind")
-	case host == "" && len(rest) > 1 && rest[0] == '/':
-		return Server{}, badURI(raw, "the socket path goes percent-encoded in the host: ldapi://"+escapeSocketPath(rest))
 	case rest != "" && rest != "/":
 		return Server{}, badURI(raw, "a DN, query or fragment in the URI is not supported")
 	}

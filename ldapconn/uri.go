@@ -39,7 +39,8 @@ func (s Server) String() string { return s.URL }
 // address (letters, digits, '-', '.', '_'), or an IPv6 address in brackets,
 // with an optional zone. An ldapi:// URI is a unix socket whose absolute
 // path is percent-encoded in the host, as OpenLDAP writes it
-// ("ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi"); "ldapi://" alone is
+// ("ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi"), or in the path, as go-ldap
+// takes it ("ldapi:///var/run/slapd/ldapi"); "ldapi://" alone is
 // /var/run/slapd/ldapi. Every URI must parse; the error names the first that
 // does not and wraps ErrBadURI. A URI with a user part is refused, and the
 // error shows it as REDACTED.

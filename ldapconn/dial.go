@@ -40,14 +40,14 @@ var (
 )
 
 func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) {
-	creds, _ := key.Credentials.(Credentials)
-	conn, blinked, err := c.connect(ctx, creds)
+	who := key.Credentials.(identity)
+	conn, blinked, err := c.connect(ctx, who)
 	if blinked {
 		// A server took the connection and then dropped it (a reset while
 		// binding: a restart, a full accept queue). That is a server that
 		// blinked, not one that is down: one more round, after its backoff,
 		// within the dial's time, rather than failing the caller who asked.
-		conn, _, err = c.connect(ctx, creds)
+		conn, _, err = c.connect(ctx, who)
 	}
 	return conn, err
 }
@@ -55,7 +55,7 @@ func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) 
 // connect makes one round over the servers, in the strategy's order, and
 // reports whether a failure was a connection the server accepted and then
 // dropped.
-func (c *connector) connect(ctx context.Context, creds Credentials) (conn *Conn, blinked bool, err error) {
+func (c *connector) connect(ctx context.Context, who identity) (conn *Conn, blinked bool, err error) {
 	order := c.health.order(time.Now())
 	if len(order) == 0 {
 		// Every server is in its backoff, maybe after one reset or one
@@ -77,7 +77,7 @@ func (c *connector) connect(ctx context.Context, creds Credentials) (conn *Conn,
 					return nil, false, err
 				}
 			}
-			conn, err := c.dial(ctx, i, creds)
+			conn, err := c.dial(ctx, i, who)
 			if err == nil {
 				c.health.up(i)
 				c.health.open[i].Add(1)
@@ -111,12 +111,12 @@ func droppedAfterAccept(err error) bool {
 	return IsBroken(err) && !timedOut(err) && !errors.Is(err, context.DeadlineExceeded)
 }
 
-// dial opens, secures and binds one connection to server i. A dial that
-// does not finish by ctx's end is abandoned: the socket is closed under it.
-func (c *connector) dial(ctx context.Context, i int, creds Credentials) (*Conn, error) {
+// dial opens, secures and binds one connection to server i as who. A dial
+// that does not finish by ctx's end is abandoned: the socket is closed under
+// it.
+func (c *connector) dial(ctx context.Context, i int, who identity) (*Conn, error) {
 	srv := c.health.servers[i]
-	d := net.Dialer{Timeout: c.cfg.connectTimeout}
-	nc, err := d.DialContext(ctx, "tcp", srv.Host)
+	nc, err := c.cfg.dialServer(ctx, srv)
 	if err != nil {
 		return nil, err
 	}
@@ -144,12 +144,12 @@ func (c *connector) dial(ctx context.Context, i int, creds Credentials) (*Conn, 
 		}
 		return nil, err
 	}
-	if c.cfg.startTLS && !srv.TLS {
+	if c.cfg.usesTLS(srv) && !srv.TLS {
 		if err := lc.StartTLS(c.tlsConfig(srv)); err != nil {
 			return fail(fmt.Errorf("StartTLS: %w", err))
 		}
 	}
-	if err := bind(lc, creds); err != nil {
+	if err := who.bindTo(ctx, lc); err != nil {
 		return fail(err)
 	}
 	if ctx.Err() != nil {
@@ -198,8 +198,8 @@ func (c *connector) Validate(ctx context.Context, conn *Conn) error {
 }
 
 func (c *connector) Rebind(ctx context.Context, conn *Conn, key engine.Key) error {
-	creds, _ := key.Credentials.(Credentials)
-	return withContext(ctx, conn, func() error { return bind(conn.ldap, creds) })
+	who := key.Credentials.(identity)
+	return withContext(ctx, conn, func() error { return who.bindTo(ctx, conn.ldap) })
 }
 
 func (c *connector) Close(conn *Conn) error {

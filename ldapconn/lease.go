@@ -17,7 +17,7 @@ type Lease struct {
 	inner *lease.Lease[*Conn]
 	pool  *Pool
 	ctx   context.Context // the context operations run under
-	creds Credentials     // the identity the pool bound it as
+	who   identity        // the identity the pool bound it as
 
 	use     uses        // the calls running on the connection; see inflight.go
 	rebound atomic.Bool // the caller bound as someone else: revert on release
@@ -84,7 +84,7 @@ func (l *Lease) settle() {
 		conn.ldap.SetTimeout(l.pool.cfg.opTimeout)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), l.pool.cfg.opTimeout)
 		defer cancel()
-		if err := withContext(ctx, conn, func() error { return bind(conn.ldap, l.creds) }); err != nil {
+		if err := withContext(ctx, conn, func() error { return l.who.bindTo(ctx, conn.ldap) }); err != nil {
 			l.inner.Taint(err)
 		}
 	})

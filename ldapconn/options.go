@@ -22,6 +22,11 @@ func (f optionFunc) apply(c *config) { f(c) }
 // config holds a pool's LDAP settings; defaults beside each field.
 type config struct {
 	service        Credentials     // Anonymous
+	method         *bindMethod     // nil: service binds with a simple bind (binds.go)
+	bindOptions    []string        // the bind options given, as written: at most one may be
+	allowCleartext bool            // false: refuse plain ldap:// when TLS is configured (transport.go)
+	dialer         Dialer          // nil: a net.Dialer with the connect timeout
+	dialerSet      bool            // WithDialer was given: nil is an error
 	strategy       Strategy        // Failover
 	tls            *tls.Config     // nil: system roots, ServerName from the URI
 	startTLS       bool            // false
@@ -58,9 +63,14 @@ func defaultConfig() config {
 
 // WithBind sets the pool's service identity, the one Lease, Do and Search
 // bind as. An empty password with a DN is refused: LDAP would accept it as
-// an unauthenticated bind without checking anything. Default: anonymous.
+// an unauthenticated bind without checking anything. WithExternalBind,
+// WithUnauthenticatedBind, WithNTLMBind and WithBindFunc bind the service
+// identity other ways; only one bind option may be given. Default: anonymous.
 func WithBind(dn, password string) Option {
-	return optionFunc(func(c *config) { c.service = Credentials{DN: dn, Password: password} })
+	return optionFunc(func(c *config) {
+		c.service = Credentials{DN: dn, Password: password}
+		c.bindOptions = append(c.bindOptions, fmt.Sprintf("WithBind(%q, REDACTED)", dn))
+	})
 }
 
 // WithStrategy sets how servers are chosen for new connections. Default
@@ -300,6 +310,9 @@ func (c *config) validate() error {
 		if o == nil {
 			return &OptionError{Option: "WithPoolOptions", Reason: fmt.Sprintf("option %d is nil", i+1)}
 		}
+	}
+	if err := c.checkBind(); err != nil {
+		return err
 	}
 	if err := c.service.check(); err != nil {
 		return &bindError{dn: c.service.DN, err: err}

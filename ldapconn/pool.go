@@ -72,9 +72,15 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkTransport(servers); err != nil {
+		return nil, err
+	}
 	p := &Pool{cfg: cfg, keys: newKeyring(), closed: new(atomic.Bool)}
 	p.health = newHealth(servers, cfg.strategy, cfg.retryDelay, cfg.maxBackoff, cfg.logger)
 	p.service = p.keys.key(cfg.service)
+	if cfg.method != nil {
+		p.service = cfg.method.key()
+	}
 	conn := &connector{cfg: &p.cfg, health: p.health}
 	p.conn = conn
 	p.probeMu, p.probing, p.probes = new(sync.Mutex), new(sync.WaitGroup), new(singleflight.Group)
@@ -113,9 +119,14 @@ func optionError(err error) error {
 func closedError(op string) error { return fmt.Errorf("ldapconn: %s: %w", op, ErrClosed) }
 
 // Lease returns a connection bound as the pool's service identity
-// (WithBind), waiting in FIFO order while none is free. Operations through
-// the lease's Client run under ctx.
-func (p *Pool) Lease(ctx context.Context) (*Lease, error) { return p.LeaseAs(ctx, p.cfg.service) }
+// (WithBind, or another bind option), waiting in FIFO order while none is
+// free. Operations through the lease's Client run under ctx.
+func (p *Pool) Lease(ctx context.Context) (*Lease, error) {
+	if p.closed.Load() {
+		return nil, closedError("Lease")
+	}
+	return p.leaseAs(ctx, p.service, false)
+}
 
 // LeaseAs returns a connection bound as creds. Connections are pooled per
 // identity; when the pool is full, an idle connection of another identity is
@@ -128,12 +139,13 @@ func (p *Pool) LeaseAs(ctx context.Context, creds Credentials) (*Lease, error) {
 	if err := creds.check(); err != nil {
 		return nil, err
 	}
-	return p.leaseAs(ctx, creds, false)
+	return p.leaseAs(ctx, p.key(creds), false)
 }
 
 // key returns the pool key of creds; the service identity's is derived once.
+// Under another bind option than WithBind, creds are never the service's.
 func (p *Pool) key(creds Credentials) engine.Key {
-	if creds == p.cfg.service {
+	if p.cfg.method == nil && creds == p.cfg.service {
 		return p.service
 	}
 	return p.keys.key(creds)
@@ -163,7 +175,10 @@ func (p *Pool) unwrapCredentials(err error) error {
 // until its context ends. A stream fn leaves undrained is ended: its
 // connection is closed.
 func (p *Pool) Do(ctx context.Context, fn func(ldap.Client) error) error {
-	return p.DoAs(ctx, p.cfg.service, fn)
+	if p.closed.Load() {
+		return closedError("Do")
+	}
+	return p.doAs(ctx, p.service, fn)
 }
 
 // DoAs is Do for connections bound as creds.
@@ -174,7 +189,12 @@ func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client)
 	if err := creds.check(); err != nil {
 		return err
 	}
-	l, err := p.leaseAs(ctx, creds, false)
+	return p.doAs(ctx, p.key(creds), fn)
+}
+
+// doAs is Do for connections bound as key's identity.
+func (p *Pool) doAs(ctx context.Context, key engine.Key, fn func(ldap.Client) error) error {
+	l, err := p.leaseAs(ctx, key, false)
 	if err != nil {
 		return err
 	}
@@ -191,7 +211,7 @@ func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client)
 	// fn sent only reads: once more on a connection validated or dialed for
 	// this call, whatever the age of the first (rule 8: a read may be
 	// retried).
-	retry, lerr := p.leaseAs(ctx, creds, true)
+	retry, lerr := p.leaseAs(ctx, key, true)
 	if lerr != nil {
 		return fmt.Errorf("%w (and no fresh connection to retry on: %w)", err, lerr)
 	}
@@ -213,15 +233,15 @@ func (p *Pool) do(l *Lease, fn func(ldap.Client) error) (err error) {
 	return fn(l.Client())
 }
 
-// leaseAs leases a connection bound as creds; fresh asks for one validated
-// or dialed for this lease.
-func (p *Pool) leaseAs(ctx context.Context, creds Credentials, fresh bool) (*Lease, error) {
+// leaseAs leases a connection bound as key's identity; fresh asks for one
+// validated or dialed for this lease.
+func (p *Pool) leaseAs(ctx context.Context, key engine.Key, fresh bool) (*Lease, error) {
 	var inner *lease.Lease[*Conn]
 	var err error
 	if fresh {
-		inner, err = p.main.LeaseFresh(ctx, p.key(creds))
+		inner, err = p.main.LeaseFresh(ctx, key)
 	} else {
-		inner, err = p.main.Lease(ctx, p.key(creds))
+		inner, err = p.main.Lease(ctx, key)
 	}
 	if err != nil {
 		if errors.Is(err, engine.ErrClosed) {
@@ -229,7 +249,7 @@ func (p *Pool) leaseAs(ctx context.Context, creds Credentials, fresh bool) (*Lea
 		}
 		return nil, p.unwrapCredentials(err)
 	}
-	return &Lease{inner: inner, pool: p, ctx: ctx, creds: creds}, nil
+	return &Lease{inner: inner, pool: p, ctx: ctx, who: key.Credentials.(identity)}, nil
 }
 
 // Search runs one search as the service identity through Do, so a search
@@ -293,7 +313,7 @@ func (p *Pool) bindOnLane(ctx context.Context, creds Credentials, fresh bool) (r
 	if err != nil {
 		return false, p.unwrapCredentials(err)
 	}
-	l := &Lease{inner: inner, pool: p, ctx: ctx}
+	l := &Lease{inner: inner, pool: p, ctx: ctx, who: Anonymous}
 	err = run0(&client{l: l}, "Authenticate", func(conn *ldap.Conn) error { return bind(conn, creds) })
 	l.Release()
 	return inner.Reused(), err

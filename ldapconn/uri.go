@@ -19,11 +19,16 @@ type Server struct {
 	// URL is the URI normalised to scheme://host:port: scheme in lower
 	// case, the port always written, an IPv6 address in brackets in its
 	// canonical form with its zone escaped as URLs require
-	// ("ldap://[fe80::1%25eth0]:389"). ParseServers(URL) returns this
-	// Server again.
-	URL  string
-	Host string // host:port to dial, as net.Dial takes it ("[fe80::1%eth0]:389")
-	TLS  bool   // ldaps://: TLS from the first byte
+	// ("ldap://[fe80::1%25eth0]:389"); for ldapi://, the socket path with
+	// every byte but letters, digits and "-._~" percent-encoded
+	// ("ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi"). ParseServers(URL) returns
+	// this Server again.
+	URL string
+	// Host is the address to dial, as net.Dial takes it on Network: host:port
+	// ("[fe80::1%eth0]:389"), or a unix socket's path.
+	Host    string
+	Network string // "tcp", or "unix" for ldapi://
+	TLS     bool   // ldaps://: TLS from the first byte
 }
 
 func (s Server) String() string { return s.URL }
@@ -32,7 +37,11 @@ func (s Server) String() string { return s.URL }
 // URIs separated by commas or white space, ldap:// or ldaps://, with an
 // optional port (389 and 636 by default). A host is a DNS name or IPv4
 // address (letters, digits, '-', '.', '_'), or an IPv6 address in brackets,
-// with an optional zone. Every URI must parse; the error names the first that
+// with an optional zone. An ldapi:// URI is a unix socket whose absolute
+// path is percent-encoded in the host, as OpenLDAP writes it
+// ("ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi"), or in the path, as go-ldap
+// takes it ("ldapi:///var/run/slapd/ldapi"); "ldapi://" alone is
+// /var/run/slapd/ldapi. Every URI must parse; the error names the first that
 // does not and wraps ErrBadURI. A URI with a user part is refused, and the
 // error shows it as REDACTED.
 func ParseServers(list string) ([]Server, error) {
@@ -67,6 +76,9 @@ func parseURI(raw string) (Server, error) {
 	if raw == "" {
 		return Server{}, badURI(raw, "empty")
 	}
+	if len(raw) >= len(ldapiPrefix) && strings.EqualFold(raw[:len(ldapiPrefix)], ldapiPrefix) {
+		return parseLDAPI(raw)
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		// url.Parse's error quotes the raw URI, and its reason may quote a
@@ -92,7 +104,7 @@ func parseURI(raw string) (Server, error) {
 			r := redact(raw)
 			return Server{}, fmt.Errorf("%w %q: no scheme; write ldap://%s or ldaps://%s", ErrBadURI, r, r, r)
 		}
-		return Server{}, badURI(raw, fmt.Sprintf("scheme %q is not ldap or ldaps", u.Scheme))
+		return Server{}, badURI(raw, fmt.Sprintf("scheme %q is not ldap, ldaps or ldapi", u.Scheme))
 	}
 	switch {
 	case u.User != nil:
@@ -114,9 +126,10 @@ func parseURI(raw string) (Server, error) {
 		return Server{}, badURI(raw, err.Error())
 	}
 	return Server{
-		URL:  scheme + "://" + net.JoinHostPort(urlHost, port),
-		Host: net.JoinHostPort(host, port),
-		TLS:  scheme == "ldaps",
+		URL:     scheme + "://" + net.JoinHostPort(urlHost, port),
+		Host:    net.JoinHostPort(host, port),
+		Network: "tcp",
+		TLS:     scheme == "ldaps",
 	}, nil
 }
 

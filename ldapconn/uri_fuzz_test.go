@@ -31,6 +31,11 @@ func FuzzParseServers(f *testing.F) {
 		"u:s3cr3t@a",
 		"ldap://a,ldap://a:389",
 		"ldap://a/dc=example?cn#x",
+		"ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi",
+		"ldapi:///",
+		"LDAPI://%2ftmp%2fa%20b, ldap://a",
+		"ldapi:///var/run/ldapi",
+		"ldapi://u:s3cr3t@%2Fa",
 	} {
 		f.Add(seed)
 	}

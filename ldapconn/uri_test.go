@@ -22,21 +22,30 @@ func TestParseServers(t *testing.T) {
 		in   string
 		want []ldapconn.Server
 	}{
-		{"default port", "ldap://a", []ldapconn.Server{{URL: "ldap://a:389", Host: "a:389"}}},
+		{"default port", "ldap://a", []ldapconn.Server{{URL: "ldap://a:389", Host: "a:389", Network: "tcp"}}},
 		{"comma and ldaps", "ldap://a:1389, ldaps://b", []ldapconn.Server{
-			{URL: "ldap://a:1389", Host: "a:1389"}, {URL: "ldaps://b:636", Host: "b:636", TLS: true}}},
+			{URL: "ldap://a:1389", Host: "a:1389", Network: "tcp"}, {URL: "ldaps://b:636", Host: "b:636", Network: "tcp", TLS: true}}},
 		{"white space", "ldap://a ldap://b\tldap://c", []ldapconn.Server{
-			{URL: "ldap://a:389", Host: "a:389"}, {URL: "ldap://b:389", Host: "b:389"}, {URL: "ldap://c:389", Host: "c:389"}}},
-		{"upper-case scheme", "LDAP://[::1]:10389", []ldapconn.Server{{URL: "ldap://[::1]:10389", Host: "[::1]:10389"}}},
-		{"IPv6 in canonical form", "ldap://[0:0:0:0:0:0:0:1]", []ldapconn.Server{{URL: "ldap://[::1]:389", Host: "[::1]:389"}}},
-		{"IPv4-mapped IPv6", "ldap://[::FFFF:192.0.2.1]", []ldapconn.Server{{URL: "ldap://[::ffff:192.0.2.1]:389", Host: "[::ffff:192.0.2.1]:389"}}},
-		{"IPv6 zone", "ldap://[fe80::1%25eth0]:389", []ldapconn.Server{{URL: "ldap://[fe80::1%25eth0]:389", Host: "[fe80::1%eth0]:389"}}},
-		{"IPv6 zone, default port", "ldaps://[fe80::1%253]", []ldapconn.Server{{URL: "ldaps://[fe80::1%253]:636", Host: "[fe80::1%3]:636", TLS: true}}},
-		{"IPv4", "ldap://192.0.2.1:1636", []ldapconn.Server{{URL: "ldap://192.0.2.1:1636", Host: "192.0.2.1:1636"}}},
-		{"port with leading zeros", "ldap://a:0389", []ldapconn.Server{{URL: "ldap://a:389", Host: "a:389"}}},
-		{"empty port", "ldap://a:", []ldapconn.Server{{URL: "ldap://a:389", Host: "a:389"}}},
-		{"trailing slash", "ldap://a/", []ldapconn.Server{{URL: "ldap://a:389", Host: "a:389"}}},
-		{"fully qualified name", "ldap://a.example.org.", []ldapconn.Server{{URL: "ldap://a.example.org.:389", Host: "a.example.org.:389"}}},
+			{URL: "ldap://a:389", Host: "a:389", Network: "tcp"}, {URL: "ldap://b:389", Host: "b:389", Network: "tcp"}, {URL: "ldap://c:389", Host: "c:389", Network: "tcp"}}},
+		{"upper-case scheme", "LDAP://[::1]:10389", []ldapconn.Server{{URL: "ldap://[::1]:10389", Host: "[::1]:10389", Network: "tcp"}}},
+		{"IPv6 in canonical form", "ldap://[0:0:0:0:0:0:0:1]", []ldapconn.Server{{URL: "ldap://[::1]:389", Host: "[::1]:389", Network: "tcp"}}},
+		{"IPv4-mapped IPv6", "ldap://[::FFFF:192.0.2.1]", []ldapconn.Server{{URL: "ldap://[::ffff:192.0.2.1]:389", Host: "[::ffff:192.0.2.1]:389", Network: "tcp"}}},
+		{"IPv6 zone", "ldap://[fe80::1%25eth0]:389", []ldapconn.Server{{URL: "ldap://[fe80::1%25eth0]:389", Host: "[fe80::1%eth0]:389", Network: "tcp"}}},
+		{"IPv6 zone, default port", "ldaps://[fe80::1%253]", []ldapconn.Server{{URL: "ldaps://[fe80::1%253]:636", Host: "[fe80::1%3]:636", Network: "tcp", TLS: true}}},
+		{"IPv4", "ldap://192.0.2.1:1636", []ldapconn.Server{{URL: "ldap://192.0.2.1:1636", Host: "192.0.2.1:1636", Network: "tcp"}}},
+		{"port with leading zeros", "ldap://a:0389", []ldapconn.Server{{URL: "ldap://a:389", Host: "a:389", Network: "tcp"}}},
+		{"empty port", "ldap://a:", []ldapconn.Server{{URL: "ldap://a:389", Host: "a:389", Network: "tcp"}}},
+		{"trailing slash", "ldap://a/", []ldapconn.Server{{URL: "ldap://a:389", Host: "a:389", Network: "tcp"}}},
+		{"fully qualified name", "ldap://a.example.org.", []ldapconn.Server{{URL: "ldap://a.example.org.:389", Host: "a.example.org.:389", Network: "tcp"}}},
+		{"ldapi", "ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi", []ldapconn.Server{
+			{URL: "ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi", Host: "/var/run/slapd/ldapi", Network: "unix"}}},
+		{"ldapi, default socket", "LDAPI:///", []ldapconn.Server{
+			{URL: "ldapi://%2Fvar%2Frun%2Fslapd%2Fldapi", Host: "/var/run/slapd/ldapi", Network: "unix"}}},
+		{"ldapi, go-ldap's form", "ldapi:///var/run/ldapi", []ldapconn.Server{
+			{URL: "ldapi://%2Fvar%2Frun%2Fldapi", Host: "/var/run/ldapi", Network: "unix"}}},
+		{"ldapi, lower-case escapes and odd bytes", "ldapi://%2ftmp%2fa%20b%2Cc%40d, ldap://a", []ldapconn.Server{
+			{URL: "ldapi://%2Ftmp%2Fa%20b%2Cc%40d", Host: "/tmp/a b,c@d", Network: "unix"},
+			{URL: "ldap://a:389", Host: "a:389", Network: "tcp"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -68,7 +77,7 @@ func TestParseServersRefuses(t *testing.T) {
 		{"no scheme", "a.example.org", `"a.example.org": no scheme`},
 		{"no scheme, a port", "a.example.org:389", `"a.example.org:389": no scheme; write ldap://a.example.org:389 or`},
 		{"no scheme, a user part", "u:s3cr3t@a", `"REDACTED@a": no scheme; write ldap://REDACTED@a or`},
-		{"other scheme", "http://a", `"http://a": scheme "http" is not ldap or ldaps`},
+		{"other scheme", "http://a", `"http://a": scheme "http" is not ldap, ldaps or ldapi`},
 		{"other scheme, no slashes", "http:a", `"http:a": no scheme`},
 		{"no host", "ldap://", `"ldap://": no host`},
 		{"opaque", "ldap:a", `"ldap:a": no host`},
@@ -100,6 +109,15 @@ func TestParseServersRefuses(t *testing.T) {
 		{"empty query", "ldap://a?", "a DN, query or fragment in the URI is not supported"},
 		{"fragment", "ldap://a#x", "a DN, query or fragment in the URI is not supported"},
 		{"control character", "ldap://a\x00", `"ldap://a\x00": net/url: invalid control character`},
+		{"ldapi, go-ldap's form with a query", "ldapi:///var/run/ldapi?x", "a DN, query or fragment in the URI is not supported"},
+		{"ldapi, relative path", "ldapi://ldapi", `socket path "ldapi" is not absolute`},
+		{"ldapi, path too long", "ldapi://%2F" + strings.Repeat("a", 107), "socket path is 108 bytes; a unix socket's is at most 107"},
+		{"ldapi, NUL", "ldapi://%2Fa%00", "socket path holds a NUL byte"},
+		{"ldapi, bad escape", "ldapi://%2Fa%zz", `invalid URL escape "%zz"`},
+		{"ldapi, credentials", "ldapi://u:s3cr3t@%2Fa", `"ldapi://REDACTED@%2Fa": credentials do not belong in the URI`},
+		{"ldapi, DN", "ldapi://%2Fa/dc=example", "a DN, query or fragment in the URI is not supported"},
+		{"ldapi, query", "ldapi://%2Fa?x", "a DN, query or fragment in the URI is not supported"},
+		{"ldapi, listed twice", "ldapi://, ldapi://%2fvar%2frun%2fslapd%2fldapi", "listed twice"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

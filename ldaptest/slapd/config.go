@@ -13,9 +13,16 @@ import (
 	"github.com/fairpool/ldappool/ldaptest"
 )
 
+// confTLS names the TLS files of a server; each is "" when not used.
+type confTLS struct {
+	certFile, keyFile string // the server's certificate and key: TLS on
+	clientCAFile      string // CAs of client certificates: ask clients for one
+}
+
 // slapdConf returns an old-style slapd.conf for a server in dir with its
-// mdb database in db, and TLS when certFile is set.
-func slapdConf(dir, db, certFile, keyFile string) ([]byte, error) {
+// mdb database in db, TLS when tls.certFile is set, and unauthenticated
+// binds accepted when unauthBind is.
+func slapdConf(dir, db string, tls confTLS, unauthBind bool) ([]byte, error) {
 	var b bytes.Buffer
 	var err error
 	line := func(format string, args ...any) { fmt.Fprintf(&b, format+"\n", args...) }
@@ -40,9 +47,17 @@ func slapdConf(dir, db, certFile, keyFile string) ([]byte, error) {
 	}
 	line("sizelimit unlimited")
 	line("timelimit unlimited")
-	if certFile != "" {
-		line("TLSCertificateFile %s", quote(certFile))
-		line("TLSCertificateKeyFile %s", quote(keyFile))
+	if tls.certFile != "" {
+		line("TLSCertificateFile %s", quote(tls.certFile))
+		line("TLSCertificateKeyFile %s", quote(tls.keyFile))
+	}
+	if tls.clientCAFile != "" {
+		// "try": a client without a certificate is still served.
+		line("TLSCACertificateFile %s", quote(tls.clientCAFile))
+		line("TLSVerifyClient try")
+	}
+	if unauthBind {
+		line("allow bind_anon_dn")
 	}
 	line("")
 	// The root DSE and the schema are public, as on most servers.

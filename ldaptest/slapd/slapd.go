@@ -74,6 +74,9 @@ type Option func(*config)
 
 type config struct {
 	certPEM, keyPEM []byte
+	clientCAPEM     []byte // WithClientCA
+	ldapi           bool   // WithLDAPI
+	unauthBind      bool   // WithUnauthenticatedBinds
 	log             io.Writer
 	logLevel        string
 }
@@ -87,6 +90,28 @@ func WithTLS(certPEM, keyPEM []byte) Option {
 		c.keyPEM = bytes.Clone(keyPEM)
 	}
 }
+
+// WithClientCA makes slapd ask TLS clients for a certificate and trust
+// those issued by caPEM (PEM certificates; a self-signed client certificate
+// is its own CA). A client that presents one may bind with SASL EXTERNAL as
+// the certificate's subject DN. It needs WithTLS.
+func WithClientCA(caPEM []byte) Option {
+	return func(c *config) { c.clientCAPEM = bytes.Clone(caPEM) }
+}
+
+// WithLDAPI makes slapd listen on a unix socket too, at LDAPIURL. A client
+// there may bind with SASL EXTERNAL as its own user
+// ("gidNumber=G+uidNumber=U,cn=peercred,cn=external,cn=auth"), which the
+// seeded directory lets read, as any authenticated identity. The socket is
+// in the server's directory, whose path must leave room for it: a unix
+// socket's path is at most 107 bytes (t.TempDir's are well within that
+// unless TMPDIR is long).
+func WithLDAPI() Option { return func(c *config) { c.ldapi = true } }
+
+// WithUnauthenticatedBinds makes slapd accept RFC 4513 unauthenticated
+// binds, a DN with no password, as anonymous ("allow bind_anon_dn"). slapd
+// refuses them by default with unwillingToPerform.
+func WithUnauthenticatedBinds() Option { return func(c *config) { c.unauthBind = true } }
 
 // WithLogOutput sends slapd's standard error (and output) to w, for
 // debugging. The default discards it. w must be safe to write to until Stop
@@ -189,6 +214,9 @@ func New(dir string, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{dir: dir, cfg: cfg, conf: filepath.Join(dir, "slapd.conf")}
+	if cfg.ldapi && len(s.socketPath()) > maxSocketPath {
+		return nil, fmt.Errorf("slapd: WithLDAPI: socket path %s is longer than %d bytes; use a shorter directory (TMPDIR)", s.socketPath(), maxSocketPath)
+	}
 	if err := s.setup(); err != nil {
 		return nil, err
 	}
@@ -229,7 +257,14 @@ func (s *Server) setup() error {
 			return err
 		}
 	}
-	conf, err := slapdConf(s.dir, db, tlsFiles[0], tlsFiles[1])
+	caFile := ""
+	if s.cfg.clientCAPEM != nil {
+		caFile = filepath.Join(s.dir, "client-ca.pem")
+		if err := os.WriteFile(caFile, s.cfg.clientCAPEM, 0o600); err != nil {
+			return err
+		}
+	}
+	conf, err := slapdConf(s.dir, db, confTLS{tlsFiles[0], tlsFiles[1], caFile}, s.cfg.unauthBind)
 	if err != nil {
 		return err
 	}
@@ -287,6 +322,42 @@ func (s *Server) LDAPSURL() string {
 	}
 	return "ldaps://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(s.tlsPort))
 }
+
+// LDAPIURL returns the ldapi:// URL of the server's unix socket when it was
+// started with WithLDAPI, and "" otherwise: the socket path percent-encoded,
+// as OpenLDAP writes it ("ldapi://%2Ftmp%2F...%2Fldapi").
+func (s *Server) LDAPIURL() string {
+	if !s.cfg.ldapi {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("ldapi://")
+	for _, c := range []byte(s.socketPath()) {
+		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("-._~", c) >= 0 {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	return b.String()
+}
+
+// LDAPIPath returns the path of the server's unix socket when it was
+// started with WithLDAPI, and "" otherwise. go-ldap's DialURL takes it as
+// "ldapi://" + path; it cannot read LDAPIURL's host-encoded form.
+func (s *Server) LDAPIPath() string {
+	if !s.cfg.ldapi {
+		return ""
+	}
+	return s.socketPath()
+}
+
+// socketPath is where slapd listens with WithLDAPI.
+func (s *Server) socketPath() string { return filepath.Join(s.dir, "ldapi") }
+
+// maxSocketPath is the longest unix socket path: sun_path holds 108 bytes
+// on Linux, its terminating NUL included.
+const maxSocketPath = 107
 
 // PID returns the process id of the running slapd, or 0 when it is not
 // running (after Stop or Kill).
@@ -412,6 +483,9 @@ func (s *Server) listenURLs() string {
 	urls := s.URL() + "/"
 	if s.tlsPort != 0 {
 		urls += " " + s.LDAPSURL() + "/"
+	}
+	if s.cfg.ldapi {
+		urls += " " + s.LDAPIURL()
 	}
 	return urls
 }

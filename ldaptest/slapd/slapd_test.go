@@ -350,6 +350,56 @@ func TestTLS(t *testing.T) {
 	bindAdmin(t, tconn)
 }
 
+// WithLDAPI: a unix socket where SASL EXTERNAL binds as the process's user,
+// back after a kill and restart (slapd replaces a stale socket).
+func TestLDAPI(t *testing.T) {
+	if s := Start(t); s.LDAPIURL() != "" || s.LDAPIPath() != "" {
+		t.Fatalf("LDAPIURL %q, LDAPIPath %q without WithLDAPI; want none", s.LDAPIURL(), s.LDAPIPath())
+	}
+	s := Start(t, WithLDAPI())
+	if want := "ldapi://" + strings.ReplaceAll(s.LDAPIPath(), "/", "%2F"); s.LDAPIURL() != want {
+		t.Fatalf("LDAPIURL %q; want %q", s.LDAPIURL(), want)
+	}
+	for range 2 {
+		conn := dial(t, "ldapi://"+s.LDAPIPath())
+		if err := conn.ExternalBind(); err != nil {
+			t.Fatalf("EXTERNAL over ldapi: %v", err)
+		}
+		who, err := conn.WhoAmI(nil)
+		if err != nil || !strings.HasSuffix(who.AuthzID, ",cn=peercred,cn=external,cn=auth") {
+			t.Fatalf("WhoAmI = %+v, %v; want a peercred identity", who, err)
+		}
+		checkUser(t, conn, 8)
+		if err := s.Kill(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Restart(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestLDAPIPathTooLong(t *testing.T) {
+	if err := checkInstalled(); err != nil {
+		t.Skip(err)
+	}
+	dir := filepath.Join(t.TempDir(), strings.Repeat("d", 100))
+	if _, err := New(dir, WithLDAPI()); err == nil || !strings.Contains(err.Error(), "longer than 107 bytes") {
+		t.Fatalf("New with a long socket path: %v; want it refused", err)
+	}
+}
+
+// WithUnauthenticatedBinds: slapd takes a DN with no password as anonymous.
+func TestUnauthenticatedBinds(t *testing.T) {
+	const dn = "cn=nobody,dc=example,dc=org"
+	if err := dial(t, Start(t).URL()).UnauthenticatedBind(dn); !ldap.IsErrorWithCode(err, ldap.LDAPResultUnwillingToPerform) {
+		t.Fatalf("unauthenticated bind by default: %v; want unwillingToPerform", err)
+	}
+	if err := dial(t, Start(t, WithUnauthenticatedBinds()).URL()).UnauthenticatedBind(dn); err != nil {
+		t.Fatalf("unauthenticated bind WithUnauthenticatedBinds: %v", err)
+	}
+}
+
 func TestTwoServers(t *testing.T) {
 	a, b := Start(t), Start(t)
 	if a.URL() == b.URL() || a.PID() == b.PID() {

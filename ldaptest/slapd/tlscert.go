@@ -26,6 +26,23 @@ func SelfSigned(hosts ...string) (certPEM, keyPEM []byte, pool *x509.CertPool, e
 	if len(hosts) == 0 {
 		hosts = []string{"127.0.0.1", "localhost"}
 	}
+	return selfSigned(hosts[0], hosts, x509.ExtKeyUsageServerAuth)
+}
+
+// SelfSignedClient makes a self-signed RSA 2048 client certificate whose
+// subject is "CN=cn,O=ldappool slapd test", valid from an hour ago for a
+// day, and returns it and its PKCS #8 private key in PEM. The certificate is
+// its own CA: give certPEM to WithClientCA, and the pair to the client
+// (tls.X509KeyPair). Over TLS with it, a SASL EXTERNAL bind authenticates as
+// "cn=<cn>,o=ldappool slapd test".
+func SelfSignedClient(cn string) (certPEM, keyPEM []byte, err error) {
+	certPEM, keyPEM, _, err = selfSigned(cn, nil, x509.ExtKeyUsageClientAuth)
+	return certPEM, keyPEM, err
+}
+
+// selfSigned makes a self-signed CA certificate for cn and hosts, with one
+// extended key usage.
+func selfSigned(cn string, hosts []string, usage x509.ExtKeyUsage) (certPEM, keyPEM []byte, pool *x509.CertPool, err error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("slapd: self-signed key: %w", err)
@@ -37,11 +54,11 @@ func SelfSigned(hosts ...string) (certPEM, keyPEM []byte, pool *x509.CertPool, e
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{Organization: []string{"ldappool slapd test"}, CommonName: hosts[0]},
+		Subject:               pkix.Name{Organization: []string{"ldappool slapd test"}, CommonName: cn},
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(24 * time.Hour),
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		ExtKeyUsage:           []x509.ExtKeyUsage{usage},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 	}

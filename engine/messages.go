@@ -34,7 +34,8 @@ type message[C any] struct {
 	conn    C
 	err     error
 	check   checkKind
-	replace bool // mDialed: the dial replaces a connection that failed a background check
+	replace bool      // mDialed: the dial replaces a connection that failed a background check
+	start   time.Time // mDialed: when the dial started, for Counters.CreateTime
 	stats   chan Stats
 }
 

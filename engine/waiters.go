@@ -151,6 +151,7 @@ func (s *supervisor[C]) onCancel(w *waiter[C]) {
 		case r := <-w.reply:
 			if r.e != nil {
 				s.c.Leases--
+				r.e.leasedAt = s.now // never used: its hold adds nothing to UseTime
 				s.onRelease(r.e, nil)
 			}
 		default:
@@ -165,6 +166,7 @@ func (s *supervisor[C]) onRelease(e *entry[C], err error) {
 		return
 	}
 	s.debug("release", e)
+	s.c.UseTime += s.now.Sub(e.leasedAt)
 	switch {
 	case err != nil:
 		s.c.Discards++

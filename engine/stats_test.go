@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"errors"
+	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -51,6 +53,51 @@ func TestStatsCreateTimeCountsOnlySuccessfulDials(t *testing.T) {
 		}
 		if st := p.Stats(); st.DialErrors != 1 || st.CreateTime != 0 {
 			t.Fatalf("dial errors %d, create time %v; want 1, 0", st.DialErrors, st.CreateTime)
+		}
+	})
+}
+
+// durations is an Observer that keeps what it is told.
+type durations struct {
+	mu                    sync.Mutex
+	waited, used, created []time.Duration
+}
+
+func (d *durations) Waited(t time.Duration)  { d.add(&d.waited, t) }
+func (d *durations) Used(t time.Duration)    { d.add(&d.used, t) }
+func (d *durations) Created(t time.Duration) { d.add(&d.created, t) }
+
+func (d *durations) add(to *[]time.Duration, t time.Duration) {
+	d.mu.Lock()
+	*to = append(*to, t)
+	d.mu.Unlock()
+}
+
+func TestObserverIsToldOfEachEvent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := &fakeConnector{dialDelay: time.Second}
+		p := newPool(t, fc, engine.WithMaxSize(1))
+		obs := &durations{}
+		p.SetObserver(obs)
+		l := mustLease(t, p, keyA) // waits for its 1s dial
+		second := leaseAsync(t.Context(), p, keyA)
+		time.Sleep(4 * time.Second)
+		l.Release() // held 4s; the second lease waited 4s
+		r := <-second
+		if r.err != nil {
+			t.Fatalf("second Lease: %v", r.err)
+		}
+		r.l.Release() // held 0s
+		synctest.Wait()
+		p.SetObserver(nil)
+		mustLease(t, p, keyA).Release() // told nobody
+		synctest.Wait()
+		obs.mu.Lock()
+		defer obs.mu.Unlock()
+		s := time.Second
+		if !slices.Equal(obs.created, []time.Duration{s}) || !slices.Equal(obs.waited, []time.Duration{s, 4 * s}) ||
+			!slices.Equal(obs.used, []time.Duration{4 * s, 0}) {
+			t.Fatalf("created %v, waited %v, used %v; want [1s], [1s 4s], [4s 0s]", obs.created, obs.waited, obs.used)
 		}
 	})
 }

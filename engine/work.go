@@ -59,7 +59,11 @@ func (s *supervisor[C]) onDialed(m message[C]) {
 		}
 		return
 	}
-	s.c.CreateTime += s.now.Sub(m.start)
+	took := s.now.Sub(m.start)
+	s.c.CreateTime += took
+	if s.obs != nil {
+		s.obs.Created(took)
+	}
 	delete(s.rejected, m.key.Name)
 	e := s.newEntry(m.conn, m.key)
 	if w == nil {

@@ -82,7 +82,7 @@ func collect(t *testing.T, reader *sdkmetric.ManualReader) collected {
 func attrs(s attribute.Set) string {
 	var b []string
 	for _, kv := range s.ToSlice() {
-		b = append(b, string(kv.Key)+"="+kv.Value.Emit())
+		b = append(b, string(kv.Key)+"="+kv.Value.String())
 	}
 	return strings.Join(b, ",")
 }
@@ -203,8 +203,8 @@ func TestRegisterReportsThePool(t *testing.T) {
 	for name, m := range c {
 		for _, s := range attributeSets(m) {
 			for _, kv := range s.ToSlice() {
-				if v := strings.ToLower(kv.Value.Emit()); strings.Contains(v, "dc=") || strings.Contains(v, "cn=") {
-					t.Errorf("%s has the attribute %s=%s, a DN", name, kv.Key, kv.Value.Emit())
+				if v := strings.ToLower(kv.Value.String()); strings.Contains(v, "dc=") || strings.Contains(v, "cn=") {
+					t.Errorf("%s has the attribute %s=%s, a DN", name, kv.Key, kv.Value.String())
 				}
 			}
 		}

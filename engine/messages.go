@@ -22,6 +22,7 @@ const (
 	mStats                      // reply a snapshot on stats
 	mClose                      // Close was called
 	mForceClose                 // Close's context ended with leases still out
+	mObserver                   // SetObserver: tell obs of each wait, hold and dial
 )
 
 // message is the one type the supervisor's mailbox carries: a tagged union,
@@ -34,8 +35,10 @@ type message[C any] struct {
 	conn    C
 	err     error
 	check   checkKind
-	replace bool // mDialed: the dial replaces a connection that failed a background check
+	replace bool      // mDialed: the dial replaces a connection that failed a background check
+	start   time.Time // mDialed: when the dial started, for Counters.CreateTime
 	stats   chan Stats
+	obs     Observer // mObserver
 }
 
 // result is the supervisor's one reply to a waiter.

@@ -18,6 +18,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 // config holds the settings New validated. Each default is written beside its
 // field.
 type config struct {
+	name            string        // "": the pool is unnamed
 	maxSize         int           // 10
 	minIdle         int           // 0: no connection is kept warm
 	maxIdle         int           // -1: as many as are open; 0: close every connection on release
@@ -63,6 +64,10 @@ func defaultConfig() config {
 		},
 	}
 }
+
+// WithName names the pool in its Stats, for the metrics and logs of a
+// program that runs several. Default "".
+func WithName(name string) Option { return optionFunc(func(c *config) { c.name = name }) }
 
 // WithMaxSize sets how many connections the pool holds open at most,
 // counting those being dialed. Default 10.

@@ -11,15 +11,18 @@ import (
 // Stats is a snapshot of a pool, taken by its supervisor between two
 // messages, so its figures are consistent with each other.
 type Stats struct {
-	MaxSize    int  // WithMaxSize
-	Open       int  // connections open: Idle + InUse + Checking + Closing
-	Idle       int  // open and parked
-	InUse      int  // open and leased
-	Checking   int  // open and being validated or rebound
-	Closing    int  // being closed: they count against MaxSize until their close returns
-	Dialing    int  // dials in flight
-	Waiters    int  // callers queued for a connection
-	PoolClosed bool // Close has been called
+	Name       string // WithName
+	MaxSize    int    // WithMaxSize
+	MaxIdle    int    // WithMaxIdle, or MaxSize when idle connections are bounded only by it
+	MinIdle    int    // WithMinIdle
+	Open       int    // connections open: Idle + InUse + Checking + Closing
+	Idle       int    // open and parked
+	InUse      int    // open and leased
+	Checking   int    // open and being validated or rebound
+	Closing    int    // being closed: they count against MaxSize until their close returns
+	Dialing    int    // dials in flight
+	Waiters    int    // callers queued for a connection
+	PoolClosed bool   // Close has been called
 	Counters
 	Keys  map[string]KeyStats // by key name
 	Conns []ConnStats         // by slot
@@ -30,6 +33,8 @@ type Counters struct {
 	Leases           uint64        // connections handed out
 	Waits            uint64        // leases not served at once from an idle connection
 	WaitTime         time.Duration // total time leases spent queued
+	UseTime          time.Duration // total time connections spent leased, counted at release
+	CreateTime       time.Duration // total time successful dials took
 	MaxWait          time.Duration // longest time a lease spent queued
 	Timeouts         uint64        // callers that gave up (context or wait timeout)
 	Exhausted        uint64        // fail-fast refusals
@@ -68,8 +73,15 @@ type ConnStats struct {
 
 func (s *supervisor[C]) snapshot() Stats {
 	now := time.Now()
+	maxIdle := s.cfg.maxIdle
+	if maxIdle < 0 {
+		maxIdle = s.cfg.maxSize
+	}
 	st := Stats{
+		Name:       s.cfg.name,
 		MaxSize:    s.cfg.maxSize,
+		MaxIdle:    maxIdle,
+		MinIdle:    s.cfg.minIdle,
 		Open:       s.conns.open,
 		Idle:       s.conns.idle,
 		InUse:      s.conns.inUse,

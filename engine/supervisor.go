@@ -56,6 +56,7 @@ type supervisor[C any] struct {
 	done         bool      // finish ran
 	now          time.Time // read once a message: the clock is a tenth of a lease's cost
 	c            Counters
+	obs          Observer // nil: nobody is told of each event
 }
 
 const (
@@ -120,6 +121,8 @@ func (s *supervisor[C]) handle(m message[C]) {
 		s.close()
 	case mForceClose:
 		s.forceClose()
+	case mObserver:
+		s.obs = m.obs
 	}
 	s.schedule()
 	if s.verifyFail != nil {

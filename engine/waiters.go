@@ -120,9 +120,11 @@ func (s *supervisor[C]) deliver(w *waiter[C], e *entry[C]) {
 	e.leasedAt = now
 	e.uses++
 	s.c.Leases++
-	if wait := now.Sub(w.since); wait > 0 {
-		s.c.WaitTime += wait
-		s.c.MaxWait = max(s.c.MaxWait, wait)
+	wait := max(now.Sub(w.since), 0)
+	s.c.WaitTime += wait
+	s.c.MaxWait = max(s.c.MaxWait, wait)
+	if s.obs != nil {
+		s.obs.Waited(wait)
 	}
 	if w.waited {
 		s.c.Waits++
@@ -151,7 +153,7 @@ func (s *supervisor[C]) onCancel(w *waiter[C]) {
 		case r := <-w.reply:
 			if r.e != nil {
 				s.c.Leases--
-				s.onRelease(r.e, nil)
+				s.takeBack(r.e, nil) // never used: no hold to count
 			}
 		default:
 		}
@@ -162,6 +164,20 @@ func (s *supervisor[C]) onCancel(w *waiter[C]) {
 func (s *supervisor[C]) onRelease(e *entry[C], err error) {
 	if e.state != eLeased {
 		// A forced Close closed it under its holder.
+		return
+	}
+	held := s.now.Sub(e.leasedAt)
+	s.c.UseTime += held
+	if s.obs != nil {
+		s.obs.Used(held)
+	}
+	s.takeBack(e, err)
+}
+
+// takeBack closes, checks or parks a leased connection that came back,
+// unless a forced Close closed it already.
+func (s *supervisor[C]) takeBack(e *entry[C], err error) {
+	if e.state != eLeased {
 		return
 	}
 	s.debug("release", e)

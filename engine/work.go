@@ -19,12 +19,12 @@ func (s *supervisor[C]) dial(w *waiter[C], key Key, replace bool) {
 	} else {
 		s.bgDialing++
 	}
-	ctx, timeout, connector := s.ctx, s.cfg.connectTimeout, s.connector
+	ctx, timeout, connector, start := s.ctx, s.cfg.connectTimeout, s.connector, s.now
 	s.a.Go(func() {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		conn, err := safely(func() (C, error) { return connector.Connect(ctx, key) })
-		m := message[C]{kind: mDialed, w: w, key: key, conn: conn, err: err, replace: replace}
+		m := message[C]{kind: mDialed, w: w, key: key, conn: conn, err: err, replace: replace, start: start}
 		if !s.a.Send(m) && err == nil {
 			connector.Close(conn)
 		}
@@ -58,6 +58,11 @@ func (s *supervisor[C]) onDialed(m message[C]) {
 			s.armRefill()
 		}
 		return
+	}
+	took := s.now.Sub(m.start)
+	s.c.CreateTime += took
+	if s.obs != nil {
+		s.obs.Created(took)
 	}
 	delete(s.rejected, m.key.Name)
 	e := s.newEntry(m.conn, m.key)

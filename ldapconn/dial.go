@@ -70,7 +70,7 @@ func (c *connector) connect(ctx context.Context, who identity) (conn *Conn, blin
 		order = []int{i}
 	}
 	var last error
-	for _, i := range order {
+	for k, i := range order {
 		for attempt := range c.cfg.retryMax {
 			if attempt > 0 {
 				if err := ctxtime.Sleep(ctx, c.cfg.retryDelay); err != nil {
@@ -81,6 +81,9 @@ func (c *connector) connect(ctx context.Context, who identity) (conn *Conn, blin
 			if err == nil {
 				c.health.up(i)
 				c.health.open[i].Add(1)
+				if k > 0 {
+					c.health.failovers[i].Add(1) // the servers before it in this round failed
+				}
 				return conn, false, nil
 			}
 			if errors.Is(err, ErrInvalidCredentials) || errors.Is(err, context.Canceled) {

@@ -90,16 +90,17 @@ func (l *Lease) settle() {
 	})
 }
 
-// observe looks at an operation's error and returns it classified (an
-// operation timeout matches context.DeadlineExceeded): a broken connection is
+// observe counts an operation against its server and returns its error
+// classified (an operation timeout matches context.DeadlineExceeded): a broken connection is
 // tainted so that it is never pooled, and a server that timed out or said it
 // is busy is probed (see Pool.suspect).
 func (l *Lease) observe(err error) error {
+	conn := l.inner.Conn()
+	l.pool.health.operation(conn.server, err)
 	if err == nil {
 		return nil
 	}
 	err = classify(err)
-	conn := l.inner.Conn()
 	// go-ldap reports some read failures as plain errors; a connection it
 	// is closing is broken whatever the error says.
 	if IsBroken(err) || conn.ldap.IsClosing() {

@@ -21,6 +21,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 // config holds a pool's LDAP settings; defaults beside each field.
 type config struct {
+	name           string          // "ldap"; the bind lane's stats are name+"/bind"
 	service        Credentials     // Anonymous
 	method         *bindMethod     // nil: service binds with a simple bind (binds.go)
 	bindOptions    []string        // the bind options given, as written: at most one may be
@@ -47,6 +48,7 @@ type config struct {
 
 func defaultConfig() config {
 	return config{
+		name:           "ldap",
 		connectTimeout: 5 * time.Second,
 		opTimeout:      10 * time.Second,
 		retryMax:       1,
@@ -260,6 +262,11 @@ func WithLogger(l *slog.Logger) Option {
 	return optionFunc(func(c *config) { c.logger = l; c.engine = append(c.engine, engine.WithLogger(l)) })
 }
 
+// WithPoolName names the pool in its Stats (Name) and in its metrics
+// (db.client.connection.pool.name, see package ldapotel); the bind lane's
+// AuthStats are named name+"/bind". Default "ldap".
+func WithPoolName(name string) Option { return optionFunc(func(c *config) { c.name = name }) }
+
 // WithBackOff sets how background dials (WithMinIdle, replacements of
 // connections that failed validation) back off after failing. Default:
 // exponential from 100ms to 30s, forever.
@@ -279,6 +286,8 @@ func (c *config) validate() error {
 	}
 	retry := fmt.Sprintf("%d, %v", c.retryMax, c.retryDelay)
 	switch {
+	case c.name == "":
+		return bad("WithPoolName", `""`, "must not be empty")
 	case c.strategy < Failover || c.strategy > FewestConnections:
 		return bad("WithStrategy", c.strategy, "unknown strategy")
 	case c.connectTimeout <= 0:

@@ -91,8 +91,10 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	base := []engine.Option{engine.WithConnectTimeout(cfg.dialTimeout(len(servers))),
 		engine.WithValidateTimeout(cfg.opTimeout)}
 	mainOpts := append(append(slices.Clip(base), engine.WithDefaultKey(p.service)), cfg.engine...)
+	mainOpts = append(mainOpts, engine.WithName(cfg.name))
 	authOpts := append(append(slices.Clip(base), cfg.engine...),
-		engine.WithMaxSize(cfg.authPoolSize), engine.WithMinIdle(0), engine.WithSoftLimit(0))
+		engine.WithMaxSize(cfg.authPoolSize), engine.WithMinIdle(0), engine.WithSoftLimit(0),
+		engine.WithName(cfg.name+"/bind"))
 	var err error
 	if p.main, err = engine.New[*Conn](conn, mainOpts...); err != nil {
 		return nil, optionError(err)

@@ -50,6 +50,11 @@ type health struct {
 	allDown  bool          // guarded by mu: "every server is down" was logged and no server has come back since
 	serving  int           // guarded by mu: the server the last dial succeeded on, -1 before the first
 	open     []atomic.Int64
+
+	// Counted without mu, by the dial workers and the leases' operations.
+	failovers []atomic.Uint64 // dials that succeeded after the servers before it in their order failed
+	ops       []atomic.Uint64 // operations run on its connections
+	opErrors  []atomic.Uint64 // of which returned an error
 }
 
 type serverState struct {
@@ -61,8 +66,10 @@ type serverState struct {
 }
 
 func newHealth(servers []Server, strategy Strategy, initial, maxDelay time.Duration, log *slog.Logger) *health {
+	n := len(servers)
 	h := &health{servers: servers, strategy: strategy, log: log, serving: -1,
-		state: make([]serverState, len(servers)), open: make([]atomic.Int64, len(servers))}
+		state: make([]serverState, n), open: make([]atomic.Int64, n),
+		failovers: make([]atomic.Uint64, n), ops: make([]atomic.Uint64, n), opErrors: make([]atomic.Uint64, n)}
 	for i := range h.state {
 		b := backoff.NewExponentialBackOff()
 		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = initial, maxDelay, 0
@@ -174,6 +181,14 @@ func (h *health) up(i int) {
 	}
 }
 
+// operation counts an operation that ran on a connection to server i.
+func (h *health) operation(i int, err error) {
+	h.ops[i].Add(1)
+	if err != nil {
+		h.opErrors[i].Add(1)
+	}
+}
+
 func (h *health) isDown(i int, now time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -188,6 +203,11 @@ type ServerStatus struct {
 	Failures  int           // consecutive failures
 	LastError string
 	Open      int // connections open to it
+
+	// Counted since the pool was made.
+	Operations      uint64 // operations run on its connections, binds of Authenticate included
+	OperationErrors uint64 // of which returned an error, an LDAP result code (no such object, ...) included
+	Failovers       uint64 // connections opened to it because the servers before it in a dial's order failed
 }
 
 func (h *health) status(now time.Time) []ServerStatus {
@@ -195,7 +215,8 @@ func (h *health) status(now time.Time) []ServerStatus {
 	defer h.mu.Unlock()
 	out := make([]ServerStatus, len(h.servers))
 	for i, s := range h.state {
-		out[i] = ServerStatus{URL: h.servers[i].URL, Up: !now.Before(s.downUntil), Failures: s.failures, Open: int(h.open[i].Load())}
+		out[i] = ServerStatus{URL: h.servers[i].URL, Up: !now.Before(s.downUntil), Failures: s.failures, Open: int(h.open[i].Load()),
+			Operations: h.ops[i].Load(), OperationErrors: h.opErrors[i].Load(), Failovers: h.failovers[i].Load()}
 		if !out[i].Up {
 			out[i].RetryIn = s.downUntil.Sub(now)
 		}

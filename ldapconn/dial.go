@@ -40,7 +40,10 @@ var (
 )
 
 func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) {
-	creds, _ := key.Credentials.(Credentials)
+	creds, err := c.credentials(ctx, key)
+	if err != nil {
+		return nil, err // the password source failed: no server is to blame
+	}
 	conn, blinked, err := c.connect(ctx, creds)
 	if blinked {
 		// A server took the connection and then dropped it (a reset while
@@ -198,7 +201,10 @@ func (c *connector) Validate(ctx context.Context, conn *Conn) error {
 }
 
 func (c *connector) Rebind(ctx context.Context, conn *Conn, key engine.Key) error {
-	creds, _ := key.Credentials.(Credentials)
+	creds, err := c.credentials(ctx, key)
+	if err != nil {
+		return err
+	}
 	return withContext(ctx, conn, func() error { return bind(conn.ldap, creds) })
 }
 

@@ -91,7 +91,9 @@ func (l *Lease) settle() {
 		conn.ldap.SetTimeout(l.pool.cfg.opTimeout)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), l.pool.cfg.opTimeout)
 		defer cancel()
-		if err := withContext(ctx, conn, func() error { return bind(conn.ldap, l.creds) }); err != nil {
+		// Rebind asks a password source (WithBindPasswordFunc) for the
+		// service identity's current password.
+		if err := l.pool.conn.Rebind(ctx, conn, l.pool.key(l.creds)); err != nil {
 			l.inner.Taint(err)
 		}
 	})

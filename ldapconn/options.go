@@ -22,6 +22,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 // config holds a pool's LDAP settings; defaults beside each field.
 type config struct {
 	service        Credentials     // Anonymous
+	source         *passwordSource // nil: WithBind's password; else the DN's password comes from WithBindPasswordFunc
 	strategy       Strategy        // Failover
 	tls            *tls.Config     // nil: system roots, ServerName from the URI
 	startTLS       bool            // false
@@ -59,7 +60,7 @@ func defaultConfig() config {
 // bind as. An empty password with a DN is refused: LDAP would accept it as
 // an unauthenticated bind without checking anything. Default: anonymous.
 func WithBind(dn, password string) Option {
-	return optionFunc(func(c *config) { c.service = Credentials{DN: dn, Password: password} })
+	return optionFunc(func(c *config) { c.service, c.source = Credentials{DN: dn, Password: password}, nil })
 }
 
 // WithStrategy sets how servers are chosen for new connections. Default
@@ -293,7 +294,11 @@ func (c *config) validate() error {
 			return &OptionError{Option: "WithPoolOptions", Reason: fmt.Sprintf("option %d is nil", i+1)}
 		}
 	}
-	if err := c.service.check(); err != nil {
+	if c.source != nil {
+		if err := c.source.check(); err != nil {
+			return err
+		}
+	} else if err := c.service.check(); err != nil {
 		return &bindError{dn: c.service.DN, err: err}
 	}
 	if !c.maxBackoffSet {

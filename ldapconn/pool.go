@@ -75,6 +75,9 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	p := &Pool{cfg: cfg, keys: newKeyring(), closed: new(atomic.Bool)}
 	p.health = newHealth(servers, cfg.strategy, cfg.retryDelay, cfg.maxBackoff)
 	p.service = p.keys.key(cfg.service)
+	if cfg.source != nil {
+		p.service = p.keys.sourceKey(cfg.source)
+	}
 	conn := &connector{cfg: &p.cfg, health: p.health}
 	p.conn = conn
 	p.probeMu, p.probing, p.probes = new(sync.Mutex), new(sync.WaitGroup), new(singleflight.Group)
@@ -113,9 +116,16 @@ func optionError(err error) error {
 func closedError(op string) error { return fmt.Errorf("ldapconn: %s: %w", op, ErrClosed) }
 
 // Lease returns a connection bound as the pool's service identity
-// (WithBind), waiting in FIFO order while none is free. Operations through
-// the lease's Client run under ctx.
-func (p *Pool) Lease(ctx context.Context) (*Lease, error) { return p.LeaseAs(ctx, p.cfg.service) }
+// (WithBind or WithBindPasswordFunc), waiting in FIFO order while none is
+// free. Operations through the lease's Client run under ctx.
+func (p *Pool) Lease(ctx context.Context) (*Lease, error) {
+	if p.closed.Load() {
+		return nil, closedError("Lease")
+	}
+	// NewPool checked the service identity. LeaseAs's check would refuse
+	// the empty password that stands for WithBindPasswordFunc's.
+	return p.leaseAs(ctx, p.cfg.service, false)
+}
 
 // LeaseAs returns a connection bound as creds. Connections are pooled per
 // identity; when the pool is full, an idle connection of another identity is
@@ -158,7 +168,7 @@ func (p *Pool) unwrapCredentials(err error) error {
 // are returned as they are. A stream fn leaves undrained is ended: its
 // connection is closed.
 func (p *Pool) Do(ctx context.Context, fn func(ldap.Client) error) error {
-	return p.DoAs(ctx, p.cfg.service, fn)
+	return p.doAs(ctx, p.cfg.service, fn) // checked by NewPool, as in Lease
 }
 
 // DoAs is Do for connections bound as creds.
@@ -168,6 +178,13 @@ func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client)
 	}
 	if err := creds.check(); err != nil {
 		return err
+	}
+	return p.doAs(ctx, creds, fn)
+}
+
+func (p *Pool) doAs(ctx context.Context, creds Credentials, fn func(ldap.Client) error) error {
+	if p.closed.Load() {
+		return closedError("Do")
 	}
 	l, err := p.leaseAs(ctx, creds, false)
 	if err != nil {

@@ -107,7 +107,11 @@ func setParams(c *Config, query string) error {
 		params = append(params, param{f, key, rawValue, hasValue})
 	}
 	if len(unknown) > 0 {
-		return &OptionError{Option: "URL parameters " + strings.Join(unknown, ", "),
+		what := "URL parameter "
+		if len(unknown) > 1 {
+			what = "URL parameters "
+		}
+		return &OptionError{Option: what + strings.Join(unknown, ", "),
 			Reason: "unknown (docs/configuration.md lists the parameters)"}
 	}
 	seen := map[string]bool{}

@@ -295,3 +295,33 @@ func TestConfigFromEnv(t *testing.T) {
 		t.Fatalf("NewPoolFromConfig with a password and a password file = %v; want an error without the password", err)
 	}
 }
+
+// docs/configuration.md names every field in each of its three tables: the
+// Go name and its key, the URL parameter, the environment variable.
+func TestConfigurationDocListsEveryField(t *testing.T) {
+	doc, err := os.ReadFile("../docs/configuration.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := string(doc)
+	fields := s[strings.Index(s, "## Config fields"):strings.Index(s, "## URL parameters")]
+	params := s[strings.Index(s, "## URL parameters"):strings.Index(s, "## Environment variables")]
+	env := s[strings.Index(s, "## Environment variables"):]
+	typ := reflect.TypeFor[ldapconn.Config]()
+	for i := range typ.NumField() {
+		f := typ.Field(i)
+		key, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if yaml, _, _ := strings.Cut(f.Tag.Get("yaml"), ","); yaml != key {
+			t.Errorf("field %s: json key %q, yaml key %q; want the same", f.Name, key, yaml)
+		}
+		if !strings.Contains(fields, "| `"+f.Name+"` | `"+key+"` |") {
+			t.Errorf("the Config fields table has no row for %s (%s)", f.Name, key)
+		}
+		if !strings.Contains(params, "`"+key+"`") {
+			t.Errorf("the URL parameters table does not name %s", key)
+		}
+		if v := "`LDAP_" + strings.ToUpper(key) + "`"; !strings.Contains(env, v) {
+			t.Errorf("the environment table does not name %s", v)
+		}
+	}
+}

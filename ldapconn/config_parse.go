@@ -25,15 +25,25 @@ import (
 // connect_timeout, ...; docs/configuration.md lists them): durations as
 // "10s", booleans as strconv.ParseBool reads them, max_idle=0 as WithMaxIdle(0).
 // An empty value leaves the default. Values are URL-escaped: write a DN's
-// '=' as %3D or leave it, but a '&' or '#' in it must be %26, %23.
+// '=' as %3D or leave it, but a '&', '#' or '+' in a value must be %26,
+// %23, %2B ('+' is a space).
 // bind_password works but is best avoided: a URL ends up in process
 // lists, shell histories and logs; use bind_password_file.
 //
 // An unknown or repeated parameter, or a value that does not parse, is an
-// *OptionError (matching ErrBadRequest) naming the parameter, with its value
-// unless it is the password. An unknown parameter is named without its
-// value, since it may be a misspelt password.
+// error, with a zero Config: an *OptionError (matching ErrBadRequest) that
+// names the parameter with its value, the password's value as REDACTED. An
+// unknown parameter is named without its value: it may be a misspelt
+// bind_password. A bad host wraps ErrBadURI.
 func ParseConfig(s string) (Config, error) {
+	c, err := parseConfig(s)
+	if err != nil {
+		return Config{}, err
+	}
+	return c, nil
+}
+
+func parseConfig(s string) (Config, error) {
 	var c Config
 	s = strings.TrimSpace(s)
 	i := strings.Index(s, "://")
@@ -178,7 +188,7 @@ func ConfigFromEnv(prefix string) (Config, error) {
 			continue
 		}
 		if err := f.set(&c, value); err != nil {
-			return c, &OptionError{Option: "environment variable " + f.written(name, value), Reason: err.Error()}
+			return Config{}, &OptionError{Option: "environment variable " + f.written(name, value), Reason: err.Error()}
 		}
 	}
 	return c, nil

@@ -41,6 +41,15 @@ var (
 
 func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) {
 	who := key.Credentials.(identity)
+	if src, ok := who.(*passwordSource); ok {
+		// Ask the password source before any server is contacted: if it
+		// fails, no server is to blame.
+		creds, err := src.credentials(ctx)
+		if err != nil {
+			return nil, err
+		}
+		who = creds
+	}
 	conn, blinked, err := c.connect(ctx, who)
 	if blinked {
 		// A server took the connection and then dropped it (a reset while

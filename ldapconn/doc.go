@@ -1,7 +1,9 @@
 // Package ldapconn is the front door of the module: an LDAP connection pool
 // of bound go-ldap connections over a list of servers. A program imports this
 // package and nothing else of the module; every setting of the pool is an
-// option here (WithMaxSize, WithWaitTimeout, WithMinIdle, ...).
+// option here (WithMaxSize, WithWaitTimeout, WithMinIdle, ...), and a field
+// of Config for programs that read their settings from a file, a URL
+// (ParseConfig) or the environment (ConfigFromEnv).
 //
 // A Pool parses a server list ("ldap://a:389, ldaps://b"), dials in the order
 // a Strategy gives (Failover, RoundRobin, FewestConnections), puts a server

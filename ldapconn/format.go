@@ -107,3 +107,65 @@ func (c *client) Format(f fmt.State, verb rune) {
 
 // LogValue logs the client as its lease.
 func (c *client) LogValue() slog.Value { return c.l.LogValue() }
+
+// String describes c by its fields that are set, as ParseConfig's
+// parameters ("servers=... bind_dn=... bind_password=REDACTED max_size=8").
+func (c Config) String() string {
+	var b strings.Builder
+	b.WriteString("{")
+	for _, f := range configFields() {
+		v, ok := f.get(&c)
+		if !ok {
+			continue
+		}
+		if b.Len() > 1 {
+			b.WriteString(" ")
+		}
+		if f.text || f.secret {
+			v = f.written(f.name, v)
+		} else {
+			v = f.name + "=" + v
+		}
+		b.WriteString(v)
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// Format prints String for every verb, and "ldapconn.Config" before it for
+// %#v, so that no verb or flag prints BindPassword.
+func (c Config) Format(f fmt.State, verb rune) {
+	formatSafe(f, verb, c.String(), "ldapconn.Config"+c.String())
+}
+
+// LogValue logs the fields that are set, BindPassword as REDACTED.
+func (c Config) LogValue() slog.Value {
+	var attrs []slog.Attr
+	for _, f := range configFields() {
+		if v, ok := f.get(&c); ok {
+			if f.secret {
+				v = "REDACTED"
+			}
+			attrs = append(attrs, slog.String(f.name, v))
+		}
+	}
+	return slog.GroupValue(attrs...)
+}
+
+// plainConfig is Config without its methods, for the marshallers.
+type plainConfig Config
+
+// MarshalJSON writes c without BindPassword, so that a Config read back from
+// the JSON has none; NewPoolFromConfig then refuses its BindDN rather than
+// binding with a placeholder.
+func (c Config) MarshalJSON() ([]byte, error) {
+	c.BindPassword = ""
+	return json.Marshal(plainConfig(c))
+}
+
+// MarshalYAML gives YAML libraries (gopkg.in/yaml.v3, goccy/go-yaml) c
+// without BindPassword, as MarshalJSON does; the package imports none.
+func (c Config) MarshalYAML() (any, error) {
+	c.BindPassword = ""
+	return plainConfig(c), nil
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/go-ldap/ldap/v3"
 
@@ -149,4 +150,61 @@ func renderings(v any) map[string]string {
 		out["json.Marshal"] = string(b)
 	}
 	return out
+}
+
+// A Config, however it is printed, logged or marshalled, alone or inside
+// another value, never shows its bind password; neither do the errors of
+// ParseConfig, ConfigFromEnv and NewPoolFromConfig about it.
+func TestConfigPasswordIsNotPrinted(t *testing.T) {
+	c := ldapconn.Config{Servers: "ldap://a", BindDN: ldaptest.AdminDN, BindPassword: wrongPassword,
+		MaxIdle: new(int), ConnectTimeout: ldapconn.Duration(time.Second)}
+	_, parseErr := ldapconn.ParseConfig("ldap://a?bind_password=" + wrongPassword + "&bind_password=" + wrongPassword)
+	_, escapeErr := ldapconn.ParseConfig("ldap://a?bind_password=" + wrongPassword + "%zz")
+	t.Setenv("LDAP_BIND_PASSWORD", wrongPassword)
+	t.Setenv("LDAP_BIND_PASSWORD_FILE", "/nonexistent")
+	envConfig, err := ldapconn.ConfigFromEnv("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, poolErr := ldapconn.NewPoolFromConfig(envConfig)
+	_, noDNErr := ldapconn.NewPoolFromConfig(ldapconn.Config{Servers: "ldap://a", BindPassword: wrongPassword})
+	type holder struct {
+		Name   string
+		Config ldapconn.Config
+		Ptr    *ldapconn.Config
+	}
+	values := map[string]any{
+		"Config":                     c,
+		"*Config":                    &c,
+		"Config in a struct":         holder{Name: "n", Config: c, Ptr: &c},
+		"Config in a slice":          []ldapconn.Config{c},
+		"Config in a map":            map[string]ldapconn.Config{"ldap": c},
+		"Config from the env":        envConfig,
+		"ParseConfig twice":          parseErr,
+		"ParseConfig bad escape":     escapeErr,
+		"NewPoolFromConfig both":     poolErr,
+		"NewPoolFromConfig no DN":    noDNErr,
+		"error chain of pool errors": fmt.Errorf("wrapped: %w", poolErr),
+	}
+	for name, v := range values {
+		if v == nil {
+			t.Fatalf("%s is nil; want an error", name)
+		}
+		for verb, out := range renderings(v) {
+			for _, form := range []string{wrongPassword, hex.EncodeToString([]byte(wrongPassword)), strings.ToUpper(hex.EncodeToString([]byte(wrongPassword)))} {
+				if strings.Contains(out, form) {
+					t.Errorf("%s formatted with %s shows the password:\n%s", name, verb, out)
+				}
+			}
+		}
+	}
+	// MarshalYAML hands YAML libraries a value without the password.
+	y, err := c.MarshalYAML()
+	if err != nil || strings.Contains(fmt.Sprintf("%+v", y), wrongPassword) {
+		t.Fatalf("MarshalYAML = %+v, %v; want no password", y, err)
+	}
+	// The redaction says a password was set.
+	if s := fmt.Sprint(c); !strings.Contains(s, "bind_password=REDACTED") {
+		t.Fatalf("Config prints as %s; want bind_password=REDACTED", s)
+	}
 }

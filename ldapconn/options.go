@@ -24,6 +24,7 @@ type config struct {
 	name           string          // "ldap"; the bind lane's stats are name+"/bind"
 	service        Credentials     // Anonymous
 	method         *bindMethod     // nil: service binds with a simple bind (binds.go)
+	source         *passwordSource // nil: WithBind's password; else the DN's password comes from WithBindPasswordFunc
 	bindOptions    []string        // the bind options given, as written: at most one may be
 	allowCleartext bool            // false: refuse plain ldap:// when TLS is configured (transport.go)
 	dialer         Dialer          // nil: a net.Dialer with the connect timeout
@@ -70,7 +71,7 @@ func defaultConfig() config {
 // identity other ways; only one bind option may be given. Default: anonymous.
 func WithBind(dn, password string) Option {
 	return optionFunc(func(c *config) {
-		c.service = Credentials{DN: dn, Password: password}
+		c.service, c.source = Credentials{DN: dn, Password: password}, nil
 		c.bindOptions = append(c.bindOptions, fmt.Sprintf("WithBind(%q, REDACTED)", dn))
 	})
 }
@@ -323,7 +324,11 @@ func (c *config) validate() error {
 	if err := c.checkBind(); err != nil {
 		return err
 	}
-	if err := c.service.check(); err != nil {
+	if c.source != nil {
+		if err := c.source.check(); err != nil {
+			return err
+		}
+	} else if err := c.service.check(); err != nil {
 		return &bindError{dn: c.service.DN, err: err}
 	}
 	if !c.maxBackoffSet {

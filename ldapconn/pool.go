@@ -78,8 +78,11 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	p := &Pool{cfg: cfg, keys: newKeyring(), closed: new(atomic.Bool)}
 	p.health = newHealth(servers, cfg.strategy, cfg.retryDelay, cfg.maxBackoff, cfg.logger)
 	p.service = p.keys.key(cfg.service)
-	if cfg.method != nil {
+	switch {
+	case cfg.method != nil:
 		p.service = cfg.method.key()
+	case cfg.source != nil:
+		p.service = p.keys.sourceKey(cfg.source)
 	}
 	conn := &connector{cfg: &p.cfg, health: p.health}
 	p.conn = conn
@@ -121,7 +124,7 @@ func optionError(err error) error {
 func closedError(op string) error { return fmt.Errorf("ldapconn: %s: %w", op, ErrClosed) }
 
 // Lease returns a connection bound as the pool's service identity
-// (WithBind, or another bind option), waiting in FIFO order while none is
+// (WithBind, WithBindPasswordFunc, or another bind option), waiting in FIFO order while none is
 // free. Operations through the lease's Client run under ctx.
 func (p *Pool) Lease(ctx context.Context) (*Lease, error) {
 	if p.closed.Load() {

@@ -53,8 +53,11 @@ func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, erro
 		return zero, fmt.Errorf("ldapconn: %s not started: %w", name, err)
 	}
 	conn := c.conn()
+	h, server := c.l.pool.health, c.l.inner.Conn().server
 	v, err := ctxtime.Call(ctx, func() (T, error) {
+		start := h.begin(server)
 		v, err := op(conn)
+		h.end(server, start, answered(err))
 		err = c.l.observe(err) // before the use ends: a broken connection is tainted before it can go back
 		c.l.endUse()           // before the answer: a Release that follows it gives the connection back at once
 		return v, err
@@ -76,7 +79,10 @@ func runAware[T any](c *client, name string, op func(ctx context.Context, conn *
 	if err := ctx.Err(); err != nil {
 		return zero, fmt.Errorf("ldapconn: %s not started: %w", name, err)
 	}
+	h, server := c.l.pool.health, c.l.inner.Conn().server
+	start := h.begin(server)
 	v, err := op(ctx, c.l.inner.Conn())
+	h.end(server, start, answered(err) && ctx.Err() == nil)
 	return v, c.l.observe(err)
 }
 

@@ -90,6 +90,7 @@ func (c *connector) connect(ctx context.Context, who identity) (conn *Conn, blin
 			if err == nil {
 				c.health.up(i)
 				c.health.open[i].Add(1)
+				c.health.track(conn)
 				if k > 0 {
 					c.health.failovers[i].Add(1) // the servers before it in this round failed
 				}
@@ -216,6 +217,7 @@ func (c *connector) Rebind(ctx context.Context, conn *Conn, key engine.Key) erro
 
 func (c *connector) Close(conn *Conn) error {
 	c.health.open[conn.server].Add(-1)
+	c.health.untrack(conn)
 	return conn.ldap.Close()
 }
 

@@ -107,6 +107,10 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 		p.endProbe()
 		return nil, optionError(err)
 	}
+	if len(servers) > 1 {
+		p.probing.Add(1)
+		go p.watchStalls()
+	}
 	return p, nil
 }
 

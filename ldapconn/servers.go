@@ -55,6 +55,7 @@ type health struct {
 	failovers []atomic.Uint64 // dials that succeeded after the servers before it in their order failed
 	ops       []atomic.Uint64 // operations run on its connections
 	opErrors  []atomic.Uint64 // of which returned an error
+	activity  []activity      // for stall detection (stall.go)
 }
 
 type serverState struct {
@@ -69,7 +70,8 @@ func newHealth(servers []Server, strategy Strategy, initial, maxDelay time.Durat
 	n := len(servers)
 	h := &health{servers: servers, strategy: strategy, log: log, serving: -1,
 		state: make([]serverState, n), open: make([]atomic.Int64, n),
-		failovers: make([]atomic.Uint64, n), ops: make([]atomic.Uint64, n), opErrors: make([]atomic.Uint64, n)}
+		failovers: make([]atomic.Uint64, n), ops: make([]atomic.Uint64, n), opErrors: make([]atomic.Uint64, n),
+		activity: make([]activity, n)}
 	for i := range h.state {
 		b := backoff.NewExponentialBackOff()
 		b.InitialInterval, b.MaxInterval, b.MaxElapsedTime = initial, maxDelay, 0
@@ -187,6 +189,18 @@ func (h *health) operation(i int, err error) {
 	if err != nil {
 		h.opErrors[i].Add(1)
 	}
+}
+
+// anotherUp reports whether a server other than i is not in its backoff.
+func (h *health) anotherUp(i int, now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for j := range h.state {
+		if j != i && !now.Before(h.state[j].downUntil) {
+			return true
+		}
+	}
+	return false
 }
 
 func (h *health) isDown(i int, now time.Time) bool {

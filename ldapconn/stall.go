@@ -1,0 +1,203 @@
+package ldapconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+)
+
+// Stall detection: a frozen server (SIGSTOP, a hung disk, a partition that
+// drops packets) answers nothing, and every operation on it would wait for
+// the operation timeout, 10 s by default. Users do not tune timeouts, so the
+// pool watches each server's answers instead: a server with operations in
+// flight that has answered none of them for stallAfter is suspect, and a
+// probe (a new connection reading the root DSE) with as long again decides.
+// If the probe fails too, the server is marked down and its connections are
+// closed under the operations waiting on them, which Do, DoAs and Search
+// then run once more, on another server. A server that is only slow still
+// answers something, or answers the probe, and is left alone.
+//
+// It needs a server to move to: with one server there is nothing better
+// than waiting, and the operation timeout stays the only bound.
+
+const (
+	// stallFloor is the least silence taken for a stall, so that a fast LAN
+	// (answers in 100 µs) does not make the detector twitchy.
+	stallFloor = 150 * time.Millisecond
+	// stallFactor times the server's recent answer time is the silence
+	// taken for a stall on a slower server.
+	stallFactor = 16
+	// stallTick is how often the watchdog looks.
+	stallTick = 25 * time.Millisecond
+)
+
+// errStalled is the cause given to a stalled server's probe and kept as its
+// last error.
+var errStalled = errors.New("ldapconn: the server answered nothing while operations waited")
+
+// activity is what the watchdog knows of one server, written by the
+// operations without locks.
+type activity struct {
+	inflight   atomic.Int64
+	busySince  atomic.Int64 // unix nanoseconds: when inflight last went from 0 to 1
+	lastAnswer atomic.Int64 // unix nanoseconds: when an operation last got an answer
+	latency    atomic.Int64 // nanoseconds: moving average of answer times (1/8 weight for each new one)
+
+	mu    sync.Mutex
+	conns map[*Conn]struct{} // open connections to the server, for closing them at once
+}
+
+// begin records an operation starting on server i, and returns its start.
+func (h *health) begin(i int) time.Time {
+	now := time.Now()
+	a := &h.activity[i]
+	if a.inflight.Add(1) == 1 {
+		a.busySince.Store(now.UnixNano())
+	}
+	return now
+}
+
+// end records the end of an operation that began at start; answered says
+// whether the server answered it (an LDAP result, even an error), as opposed
+// to the connection failing or the caller giving up.
+func (h *health) end(i int, start time.Time, answered bool) {
+	a := &h.activity[i]
+	if answered {
+		now := time.Now()
+		a.lastAnswer.Store(now.UnixNano())
+		took := int64(now.Sub(start))
+		for {
+			old := a.latency.Load()
+			next := took
+			if old > 0 {
+				next = old + (took-old)/8
+			}
+			if a.latency.CompareAndSwap(old, next) {
+				break
+			}
+		}
+	}
+	a.inflight.Add(-1)
+}
+
+// answered reports whether an operation's outcome came from the server: a
+// result, success or not, rather than a failed connection or an error go-ldap
+// made itself (its codes start at 200).
+func answered(err error) bool {
+	if err == nil {
+		return true
+	}
+	var le *ldap.Error
+	return errors.As(err, &le) && le.ResultCode < ldap.ErrorNetwork
+}
+
+// stallAfter is the silence that makes server i suspect.
+func (h *health) stallAfter(i int) time.Duration {
+	return max(stallFloor, stallFactor*time.Duration(h.activity[i].latency.Load()))
+}
+
+// stalled reports whether server i has had operations in flight and
+// answered none of them for stallAfter.
+func (h *health) stalled(i int, now time.Time) bool {
+	a := &h.activity[i]
+	if a.inflight.Load() <= 0 {
+		return false
+	}
+	quietSince := max(a.busySince.Load(), a.lastAnswer.Load())
+	return now.UnixNano()-quietSince > int64(h.stallAfter(i))
+}
+
+func (h *health) track(c *Conn) {
+	a := &h.activity[c.server]
+	a.mu.Lock()
+	if a.conns == nil {
+		a.conns = make(map[*Conn]struct{})
+	}
+	a.conns[c] = struct{}{}
+	a.mu.Unlock()
+}
+
+func (h *health) untrack(c *Conn) {
+	a := &h.activity[c.server]
+	a.mu.Lock()
+	delete(a.conns, c)
+	a.mu.Unlock()
+}
+
+// closeAll closes every connection to server i under whoever holds it: the
+// operations waiting on them fail at once as broken connections, and the
+// pool discards them.
+func (h *health) closeAll(i int) {
+	a := &h.activity[i]
+	a.mu.Lock()
+	conns := make([]*Conn, 0, len(a.conns))
+	for c := range a.conns {
+		conns = append(conns, c)
+	}
+	a.mu.Unlock()
+	for _, c := range conns {
+		c.ldap.Close()
+	}
+}
+
+// watchStalls runs until the pool closes, looking every stallTick for a
+// server that stalled while another is up to move to.
+func (p *Pool) watchStalls() {
+	defer p.probing.Done()
+	t := time.NewTicker(stallTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-p.probeCtx.Done():
+			return
+		case now := <-t.C:
+			for i := range p.health.servers {
+				if p.health.stalled(i, now) && !p.health.isDown(i, now) && p.health.anotherUp(i, now) {
+					p.stallProbe(i)
+				}
+			}
+		}
+	}
+}
+
+// stallProbe probes a stalled server i, once at a time, within its stall
+// time; a server that does not answer is marked down and its connections
+// closed.
+func (p *Pool) stallProbe(i int) {
+	p.probeMu.Lock()
+	defer p.probeMu.Unlock()
+	if p.probeCtx.Err() != nil {
+		return
+	}
+	p.probing.Add(1)
+	go func() {
+		defer p.probing.Done()
+		p.probes.Do(fmt.Sprint("stall ", i), func() (any, error) {
+			if !p.health.stalled(i, time.Now()) {
+				return nil, nil // it answered meanwhile
+			}
+			if err := p.probeWithin(i, p.health.stallAfter(i)); err != nil {
+				p.health.down(i, fmt.Errorf("%w; a probe: %v", errStalled, err), time.Now())
+				p.health.closeAll(i)
+			}
+			return nil, nil
+		})
+	}()
+}
+
+// probeWithin dials server i anonymously and reads its root DSE within d.
+func (p *Pool) probeWithin(i int, d time.Duration) error {
+	ctx, cancel := context.WithTimeout(p.probeCtx, d)
+	defer cancel()
+	conn, err := p.conn.dial(ctx, i, Anonymous)
+	if err != nil {
+		return err
+	}
+	defer conn.ldap.Close()
+	return withContext(ctx, conn, func() error { return RootDSE()(ctx, conn.ldap) })
+}

@@ -1,0 +1,125 @@
+package ldapconn_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/fairpool/ldappool/ldapconn"
+	"github.com/fairpool/ldappool/ldaptest"
+	"github.com/fairpool/ldappool/ldaptest/slapd"
+)
+
+// A frozen primary (SIGSTOP) with a secondary beside it costs callers a
+// short gap, not the freeze, at default options: the pool sees the primary
+// answer nothing while operations wait, a probe confirms it, the primary's
+// connections are closed under their operations, and Do runs those reads
+// once more on the secondary. No caller sees an error.
+func TestFrozenPrimaryAtDefaultOptions(t *testing.T) {
+	primary, secondary := slapd.Start(t), slapd.Start(t)
+	p := newPool(t, primary.URL()+","+secondary.URL(), admin, ldapconn.WithMaxSize(4))
+	var (
+		mu        sync.Mutex
+		successes []time.Time
+		failed    atomic.Int64
+		firstErr  atomic.Value
+		stop      = make(chan struct{})
+		wg        sync.WaitGroup
+	)
+	done := func() int { mu.Lock(); defer mu.Unlock(); return len(successes) }
+	for c := range 8 {
+		wg.Go(func() {
+			for i := 0; i < 100000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+				_, err := p.Search(ctx, searchUID(fmt.Sprint("user", (c*31+i)%ldaptest.Users)))
+				cancel()
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				mu.Lock()
+				successes = append(successes, time.Now())
+				mu.Unlock()
+			}
+		})
+	}
+	waitFor(t, "200 searches before the freeze", func() bool { return done() >= 200 })
+	if err := primary.Freeze(); err != nil {
+		t.Fatal(err)
+	}
+	frozenAt := time.Now()
+	// The scenario: the primary stays frozen for 1.5 s, three times the
+	// goal for the gap, whatever the pool does meanwhile.
+	<-time.After(1500 * time.Millisecond)
+	if err := primary.Thaw(); err != nil {
+		t.Fatal(err)
+	}
+	after := done()
+	waitFor(t, "200 searches after the thaw", func() bool { return done() >= after+200 })
+	close(stop)
+	wg.Wait()
+
+	mu.Lock()
+	times := slices.Clone(successes)
+	mu.Unlock()
+	slices.SortFunc(times, func(a, b time.Time) int { return a.Compare(b) })
+	var gap time.Duration
+	for k := 1; k < len(times); k++ {
+		if times[k].After(frozenAt) {
+			gap = max(gap, times[k].Sub(times[k-1]))
+		}
+	}
+	t.Logf("%d searches; the longest time without a successful one after the freeze: %v; servers %+v",
+		len(times), gap, p.Servers())
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d searches failed (first: %v); want none", n, firstErr.Load())
+	}
+	// The goal is 0.5 s; a loaded 2-core CI machine gets some slack.
+	if gap > time.Second {
+		t.Fatalf("no search succeeded for %v while the primary was frozen; want at most about 0.5s", gap)
+	}
+}
+
+// One slow operation on a primary that still answers a probe is a slow
+// server, not a frozen one: it is left up and the operation completes.
+func TestOneSlowOperationIsNotAStall(t *testing.T) {
+	var slow atomic.Int32
+	primary, err := ldaptest.NewServer(ldaptest.WithLatency(func() time.Duration {
+		if slow.Add(-1) >= 0 {
+			return 700 * time.Millisecond
+		}
+		return 0
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { primary.Close() })
+	secondary := embedded(t)
+	p := newPool(t, primary.URL()+","+secondary.URL(), admin)
+	if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
+		t.Fatal(err)
+	}
+	slow.Store(1)
+	start := time.Now()
+	if _, err := p.Search(t.Context(), searchUID("user2")); err != nil {
+		t.Fatalf("the slow search: %v", err)
+	}
+	if took := time.Since(start); took < 700*time.Millisecond {
+		t.Fatalf("the slow search took %v: it did not run on the slow primary", took)
+	}
+	s := p.Servers()[0]
+	if !s.Up || s.Failures != 0 || secondary.Stats().Searches != 0 {
+		t.Fatalf("primary %+v, secondary searched %d times; want the slow primary left up and used",
+			s, secondary.Stats().Searches)
+	}
+}

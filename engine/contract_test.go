@@ -12,6 +12,8 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/cenkalti/backoff/v4"
+
 	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/internal/logbuf"
 	"github.com/fairpool/ldappool/lease"
@@ -334,6 +336,52 @@ func TestDoRetryWrapsBothErrors(t *testing.T) {
 		var ce *engine.ConnectError
 		if !errors.Is(err, engine.ErrBroken) || !errors.Is(err, refused) || !errors.As(err, &ce) {
 			t.Fatalf("Do = %v; want ErrBroken and the dial's error, both", err)
+		}
+	})
+}
+
+// A Lease that races Close gets an answer: a connection, or ErrClosed. The
+// pool used to stop its loop with the lease still in the mailbox, and the
+// caller, with no deadline, waited for good.
+func TestLeaseRacingCloseIsAnswered(t *testing.T) {
+	for i := range 300 {
+		p, err := engine.New(&fakeConnector{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		answered := make(chan error, 1)
+		go func() {
+			l, err := p.Lease(context.Background(), keyA)
+			if err == nil {
+				l.Release()
+			}
+			answered <- err
+		}()
+		if err := p.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-answered:
+			if err != nil && !errors.Is(err, engine.ErrClosed) {
+				t.Fatalf("iteration %d: Lease = %v; want a lease or ErrClosed", i, err)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatalf("iteration %d: Lease never returned after Close", i)
+		}
+	}
+}
+
+// A BackOff that says Stop does not make background dials spin.
+func TestBackOffStopDoesNotSpin(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := &fakeConnector{}
+		fc.dialErr = func(engine.Key) error { return errors.New("down") }
+		newPool(t, fc, engine.WithMinIdle(1), engine.WithDefaultKey(keyA),
+			engine.WithBackOff(func() backoff.BackOff { return &backoff.StopBackOff{} }))
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if d := fc.dials("A"); d > 4 {
+			t.Fatalf("%d background dials in a minute with a BackOff that says Stop; want a few", d)
 		}
 	})
 }

@@ -101,6 +101,16 @@ func (p *Pool[C]) lease(ctx context.Context, key Key, fresh bool) (*lease.Lease[
 	case <-timeout:
 		p.cancel(w)
 		return nil, fmt.Errorf("engine: lease for %s after %v: %w", key.Name, p.cfg.waitTimeout, ErrWaitTimeout)
+	case <-p.a.Done():
+		// The pool finished closing with this lease still in the mailbox,
+		// which a stopped loop drops: the answer, if one came, is in the
+		// reply channel; otherwise the pool is closed.
+		select {
+		case r := <-w.reply:
+			return p.newLease(r)
+		default:
+			return nil, ErrClosed
+		}
 	}
 }
 

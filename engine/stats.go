@@ -46,7 +46,7 @@ type Counters struct {
 	RebindErrors     uint64        // rebinds that failed (connection closed)
 	Discards         uint64        // connections discarded by their holder
 	Expiries         uint64        // connections closed at the end of their lifetime
-	Dead             uint64        // idle connections found closed by the server when taken out
+	Dead             uint64        // idle connections found unusable when taken out (closed by the server, or see the Connector's Liveness)
 	IdleClosed       uint64        // connections pruned as idle too long or above max size
 	Closed           uint64        // connections whose close has returned, for any reason
 }

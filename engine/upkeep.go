@@ -1,5 +1,11 @@
 package engine
 
+import (
+	"time"
+
+	"github.com/cenkalti/backoff/v4"
+)
+
 // Background upkeep: warm connections, replacements, pruning, validation.
 
 // replace remembers to dial a connection of key, once nobody waits, in place
@@ -31,11 +37,21 @@ func (s *supervisor[C]) refill() {
 	}
 }
 
+// armRefill delays background dials after a failure by the next backoff
+// interval. A BackOff that says Stop (one with a MaxElapsedTime) gets its
+// longest interval instead, not a dial at once.
 func (s *supervisor[C]) armRefill() {
 	if s.timers[timerRefill] == nil && !s.closed {
-		s.timers[timerRefill] = s.a.After(s.back.NextBackOff(), message[C]{kind: mRefill})
+		d := s.back.NextBackOff()
+		if d == backoff.Stop {
+			d = maxRefillDelay
+		}
+		s.timers[timerRefill] = s.a.After(d, message[C]{kind: mRefill})
 	}
 }
+
+// maxRefillDelay is the background dials' delay after a BackOff said Stop.
+const maxRefillDelay = 30 * time.Second
 
 // prune closes idle connections past their lifetime, idle too long (down to
 // WithMinIdle of them), or above the max size.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -16,6 +17,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/fairpool/ldappool/engine"
+	"github.com/fairpool/ldappool/internal/ctxtime"
 	"github.com/fairpool/ldappool/lease"
 )
 
@@ -176,7 +178,10 @@ func (p *Pool) unwrapCredentials(err error) error {
 // on a fresh connection, so such errors do not reach the caller, unless fn
 // sent a write (Add, Del, Modify, ModifyDN, PasswordModify, Extended): then
 // the error matches ErrOutcomeUnknown and fn is not called again. An
-// operation timeout is not retried. Other errors are returned as they are.
+// operation timeout is not retried. While every server refuses connections
+// (a directory restarting), Do waits for the next attempt, for up to two
+// seconds within ctx, before it returns ErrServerDown. Other errors are
+// returned as they are.
 //
 // fn may call Authenticate (binds have their own lane). It must not take a
 // second service connection (Lease, Do, Search) of the same pool: with every
@@ -203,7 +208,7 @@ func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client)
 
 // doAs is Do for connections bound as key's identity.
 func (p *Pool) doAs(ctx context.Context, key engine.Key, fn func(ldap.Client) error) error {
-	l, err := p.leaseAs(ctx, key, false)
+	l, err := p.leaseThroughRestart(ctx, key, false)
 	if err != nil {
 		return err
 	}
@@ -220,7 +225,7 @@ func (p *Pool) doAs(ctx context.Context, key engine.Key, fn func(ldap.Client) er
 	// fn sent only reads: once more on a connection validated or dialed for
 	// this call, whatever the age of the first (rule 8: a read may be
 	// retried).
-	retry, lerr := p.leaseAs(ctx, key, true)
+	retry, lerr := p.leaseThroughRestart(ctx, key, true)
 	if lerr != nil {
 		return fmt.Errorf("%w (and no fresh connection to retry on: %w)", err, lerr)
 	}
@@ -240,6 +245,41 @@ func (p *Pool) do(l *Lease, fn func(ldap.Client) error) (err error) {
 		l.endDo()
 	}()
 	return fn(l.Client())
+}
+
+// restartGrace is how long Do, DoAs and Search keep asking for a connection
+// while every server refuses them, within the caller's context: a directory
+// restarting (kill -9 and back, a rolling upgrade) is down for well under a
+// second, and nothing was sent, so waiting is safe and costs the caller
+// nothing but the wait. Past it, or past the caller's deadline, the caller
+// gets the error that says every server is down.
+const restartGrace = 2 * time.Second
+
+// restarting reports whether err says every server is down because the
+// last one refused or reset the connection, as a restarting server does; a
+// TLS or bind failure, or a timeout, is not waited out.
+func restarting(err error) bool {
+	var down *AllServersDownError
+	return errors.As(err, &down) && down.Last != nil &&
+		(errors.Is(down.Last, syscall.ECONNREFUSED) || droppedAfterAccept(down.Last))
+}
+
+// leaseThroughRestart is leaseAs for Do: while every server refuses, it waits
+// for the first one's next attempt and asks again, for up to restartGrace
+// and within ctx.
+func (p *Pool) leaseThroughRestart(ctx context.Context, key engine.Key, fresh bool) (*Lease, error) {
+	start := time.Now()
+	for {
+		l, err := p.leaseAs(ctx, key, fresh)
+		if err == nil || !restarting(err) || ctx.Err() != nil || time.Since(start) >= restartGrace {
+			return l, err
+		}
+		_, at := p.health.soonest()
+		wait := min(max(time.Until(at), time.Millisecond), restartGrace-time.Since(start))
+		if ctxtime.Sleep(ctx, wait) != nil {
+			return nil, err
+		}
+	}
 }
 
 // leaseAs leases a connection bound as key's identity; fresh asks for one
@@ -296,7 +336,11 @@ func (p *Pool) Authenticate(ctx context.Context, dn, password string) error {
 		return err
 	}
 	reused, err := p.bindOnLane(ctx, creds, false)
-	if err != nil && reused && IsBroken(err) && ctx.Err() == nil {
+	// Only a connection that was dead before the bind was written: a bind
+	// that timed out, or that a busy server answered, may have been
+	// counted, and a wrong password must be sent once.
+	if err != nil && reused && IsBroken(err) && !timedOut(err) && ctx.Err() == nil &&
+		!ldap.IsErrorAnyOf(err, ldap.LDAPResultBusy, ldap.LDAPResultUnavailable) {
 		_, err = p.bindOnLane(ctx, creds, true)
 	}
 	if errors.Is(err, engine.ErrClosed) {

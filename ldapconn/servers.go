@@ -106,6 +106,16 @@ func (h *health) order(now time.Time) []int {
 			}
 		}
 	}
+	// A server much slower than another (latency.go) goes after the others,
+	// whatever the strategy: new connections, and so new work, go where
+	// answers come back sooner. Stable, so the strategy's order holds
+	// among the fast ones and among the slow ones.
+	slow := func(i int) bool { return h.slow(i, now) }
+	for a := 1; a < len(idx); a++ {
+		for b := a; b > 0 && !slow(idx[b]) && slow(idx[b-1]); b-- {
+			idx[b], idx[b-1] = idx[b-1], idx[b]
+		}
+	}
 	return idx
 }
 

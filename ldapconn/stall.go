@@ -47,6 +47,7 @@ type activity struct {
 	busySince  atomic.Int64 // unix nanoseconds: when inflight last went from 0 to 1
 	lastAnswer atomic.Int64 // unix nanoseconds: when an operation last got an answer
 	latency    atomic.Int64 // nanoseconds: moving average of answer times (1/8 weight for each new one)
+	baseline   atomic.Int64 // nanoseconds: a slower moving average (1/64 weight), what the server usually takes (latency.go)
 
 	mu    sync.Mutex
 	conns map[*Conn]struct{} // open connections to the server, for closing them at once
@@ -56,9 +57,12 @@ type activity struct {
 func (h *health) begin(i int) time.Time {
 	now := time.Now()
 	a := &h.activity[i]
-	if a.inflight.Add(1) == 1 {
+	// busySince first: the watchdog must never see operations in flight
+	// with a busySince from an earlier busy spell.
+	if a.inflight.Load() == 0 {
 		a.busySince.Store(now.UnixNano())
 	}
+	a.inflight.Add(1)
 	return now
 }
 
@@ -71,16 +75,8 @@ func (h *health) end(i int, start time.Time, answered bool) {
 		now := time.Now()
 		a.lastAnswer.Store(now.UnixNano())
 		took := int64(now.Sub(start))
-		for {
-			old := a.latency.Load()
-			next := took
-			if old > 0 {
-				next = old + (took-old)/8
-			}
-			if a.latency.CompareAndSwap(old, next) {
-				break
-			}
-		}
+		average(&a.latency, took, 8)
+		average(&a.baseline, took, 64)
 	}
 	a.inflight.Add(-1)
 }
@@ -94,6 +90,21 @@ func answered(err error) bool {
 	}
 	var le *ldap.Error
 	return errors.As(err, &le) && le.ResultCode < ldap.ErrorNetwork
+}
+
+// average folds took into the moving average v with weight 1/n; the first
+// value is taken as it is.
+func average(v *atomic.Int64, took, n int64) {
+	for {
+		old := v.Load()
+		next := took
+		if old > 0 {
+			next = old + (took-old)/n
+		}
+		if v.CompareAndSwap(old, next) {
+			return
+		}
+	}
 }
 
 // stallAfter is the silence that makes server i suspect.
@@ -181,13 +192,40 @@ func (p *Pool) stallProbe(i int) {
 			if !p.health.stalled(i, time.Now()) {
 				return nil, nil // it answered meanwhile
 			}
-			if err := p.probeWithin(i, p.health.stallAfter(i)); err != nil {
+			if err := p.probeStalled(i, p.health.stallAfter(i)); err != nil {
 				p.health.down(i, fmt.Errorf("%w; a probe: %v", errStalled, err), time.Now())
 				p.health.closeAll(i)
 			}
 			return nil, nil
 		})
 	}()
+}
+
+// probeStalled asks stalled server i for its root DSE within d, on one of
+// the pool's own connections to it (go-ldap runs operations side by side on
+// a connection, and a server that answers anything answers that), so the
+// probe opens no connection past WithMaxSize. The search is abandoned, not
+// the connection closed, if no answer comes. With no connection to use, it
+// dials one.
+func (p *Pool) probeStalled(i int, d time.Duration) error {
+	a := &p.health.activity[i]
+	a.mu.Lock()
+	var conn *Conn
+	for c := range a.conns {
+		if !c.ldap.IsClosing() {
+			conn = c
+			break
+		}
+	}
+	a.mu.Unlock()
+	if conn == nil {
+		return p.probeWithin(i, d)
+	}
+	ctx, cancel := context.WithTimeout(p.probeCtx, d)
+	defer cancel()
+	_, err := search(ctx, conn, ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases,
+		1, 0, false, "(objectClass=*)", []string{"1.1"}, nil))
+	return err
 }
 
 // probeWithin dials server i anonymously and reads its root DSE within d.

@@ -123,3 +123,45 @@ func TestOneSlowOperationIsNotAStall(t *testing.T) {
 			s, secondary.Stats().Searches)
 	}
 }
+
+// A primary twenty times slower than the secondary loses the work: new
+// connections, and so new operations, go to the server that answers sooner.
+// Without it, the Failover strategy would keep every operation on the slow
+// primary for as long as it answers.
+func TestWorkMovesOffASlowServer(t *testing.T) {
+	primary := embedded(t)
+	secondary := embedded(t)
+	p := newPool(t, primary.URL()+","+secondary.URL(), admin, ldapconn.WithMaxSize(4))
+	// Healthy first: every connection is on the primary.
+	for range 8 {
+		if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := secondary.Stats(); s.Searches != 0 {
+		t.Fatalf("the secondary served %d searches while the primary was healthy", s.Searches)
+	}
+	// The secondary has served nothing: the pool probes it for an answer
+	// time to compare the slow primary's with.
+	primary.SetLatency(20 * time.Millisecond)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for c := range 8 {
+		wg.Go(func() {
+			for i := range 40 {
+				if _, err := p.Search(t.Context(), searchUID(fmt.Sprint("user", c*40+i))); err != nil {
+					failed.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	ps, ss := primary.Stats().Searches, secondary.Stats().Searches
+	t.Logf("after the slowdown: primary %d searches, secondary %d; servers %+v", ps, ss, p.Servers())
+	if failed.Load() != 0 {
+		t.Fatalf("%d searches failed", failed.Load())
+	}
+	if ss < 3*ps {
+		t.Fatalf("the secondary served %d searches, the slow primary %d; want most work moved off the slow one", ss, ps)
+	}
+}

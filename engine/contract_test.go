@@ -385,3 +385,52 @@ func TestBackOffStopDoesNotSpin(t *testing.T) {
 		}
 	})
 }
+
+// Two dials for one key that finish out of order still serve the waiters in
+// their order: the first connection goes to the oldest waiter.
+func TestDialsFinishingOutOfOrderKeepFIFO(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var n atomic.Int32
+		fc := &slowFirstConnector{n: &n}
+		p := newPool(t, fc)
+		first := leaseAsync(t.Context(), p, keyA)
+		synctest.Wait()
+		second := leaseAsync(t.Context(), p, keyA)
+		synctest.Wait()
+		time.Sleep(1500 * time.Millisecond) // the second dial (1 s) is done, the first (2 s) is not
+		synctest.Wait()
+		select {
+		case r := <-first:
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			r.l.Release()
+		default:
+			t.Fatal("the oldest waiter was not served by the first connection dialed")
+		}
+		if r := <-second; r.err != nil {
+			t.Fatal(r.err)
+		} else {
+			r.l.Release()
+		}
+	})
+}
+
+// slowFirstConnector's first dial takes 2 s, later ones 1 s.
+type slowFirstConnector struct {
+	fakeConnector
+	n *atomic.Int32
+}
+
+func (c *slowFirstConnector) Connect(ctx context.Context, key engine.Key) (*fakeConn, error) {
+	d := time.Second
+	if c.n.Add(1) == 1 {
+		d = 2 * time.Second
+	}
+	select {
+	case <-time.After(d):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return c.fakeConnector.Connect(ctx, key)
+}

@@ -73,11 +73,26 @@ func (s *supervisor[C]) onDialed(m message[C]) {
 	case s.closed:
 		s.closeEntry(e, "pool closed")
 	case w != nil && w.state == wQueued:
-		s.waiters.Remove(w.elem)
-		s.deliver(w, e)
+		// The connection goes to the oldest waiter of its key, which is w
+		// unless two dials for the key finished out of order: strict FIFO.
+		// w, if younger, waits on (a dial's error, though, is w's alone).
+		oldest := s.oldestWaiting(m.key.Name)
+		s.waiters.Remove(oldest.elem)
+		s.deliver(oldest, e)
 	default:
 		s.park(e)
 	}
+}
+
+// oldestWaiting returns the oldest queued waiter for key; the caller knows
+// there is one.
+func (s *supervisor[C]) oldestWaiting(key string) *waiter[C] {
+	for el := s.waiters.Front(); el != nil; el = el.Next() {
+		if el.Value.key.Name == key {
+			return el.Value
+		}
+	}
+	panic("engine: oldestWaiting found no waiter for " + key)
 }
 
 // reject stops background dials for key, whose credentials the server

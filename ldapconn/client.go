@@ -305,19 +305,19 @@ func (c *client) DirSync(r *ldap.SearchRequest, flags, maxAttrCount int64, cooki
 // Release or not.
 
 func (c *client) SearchAsync(ctx context.Context, r *ldap.SearchRequest, bufferSize int) ldap.Response {
-	return c.stream(ctx, "SearchAsync", func(conn *ldap.Conn) ldap.Response {
+	return c.stream(ctx, "SearchAsync", func(ctx context.Context, conn *ldap.Conn) ldap.Response {
 		return conn.SearchAsync(ctx, r, bufferSize)
 	})
 }
 
 func (c *client) DirSyncAsync(ctx context.Context, r *ldap.SearchRequest, bufferSize int, flags, maxAttrCount int64, cookie []byte) ldap.Response {
-	return c.stream(ctx, "DirSyncAsync", func(conn *ldap.Conn) ldap.Response {
+	return c.stream(ctx, "DirSyncAsync", func(ctx context.Context, conn *ldap.Conn) ldap.Response {
 		return conn.DirSyncAsync(ctx, r, bufferSize, flags, maxAttrCount, cookie)
 	})
 }
 
 func (c *client) Syncrepl(ctx context.Context, r *ldap.SearchRequest, bufferSize int, mode ldap.ControlSyncRequestMode, cookie []byte, reloadHint bool) ldap.Response {
-	return c.stream(ctx, "Syncrepl", func(conn *ldap.Conn) ldap.Response {
+	return c.stream(ctx, "Syncrepl", func(ctx context.Context, conn *ldap.Conn) ldap.Response {
 		return conn.Syncrepl(ctx, r, bufferSize, mode, cookie, reloadHint)
 	})
 }

@@ -22,6 +22,9 @@ type Conn struct {
 	ldap   *ldap.Conn
 	wire   *wireConn // the socket under ldap: message IDs, Abandon
 	server int       // index in the pool's server list
+
+	life context.Context    // ends when the pool closes the connection: streams on it stop then
+	end  context.CancelFunc // ends life
 }
 
 // connector is the engine.Connector of an LDAP pool: it dials in the order
@@ -168,7 +171,7 @@ func (c *connector) dial(ctx context.Context, i int, who identity) (*Conn, error
 	if ctx.Err() != nil {
 		return fail(ctx.Err())
 	}
-	return &Conn{ldap: lc, wire: wire, server: i}, nil
+	return newConn(lc, wire, i), nil
 }
 
 // tlsConfig returns the pool's TLS settings for srv, naming the server
@@ -215,7 +218,14 @@ func (c *connector) Rebind(ctx context.Context, conn *Conn, key engine.Key) erro
 	return withContext(ctx, conn, func() error { return who.bindTo(ctx, conn.ldap) })
 }
 
+func newConn(lc *ldap.Conn, wire *wireConn, server int) *Conn {
+	c := &Conn{ldap: lc, wire: wire, server: server}
+	c.life, c.end = context.WithCancel(context.Background())
+	return c
+}
+
 func (c *connector) Close(conn *Conn) error {
+	conn.end()
 	c.health.open[conn.server].Add(-1)
 	c.health.untrack(conn)
 	return conn.ldap.Close()

@@ -467,6 +467,6 @@ func (p *Pool) probe(i int) error {
 	if err != nil {
 		return err
 	}
-	defer conn.ldap.Close()
+	defer func() { conn.end(); conn.ldap.Close() }()
 	return withContext(ctx, conn, func() error { return RootDSE()(ctx, conn.ldap) })
 }

@@ -272,3 +272,27 @@ func wantFree(t *testing.T, p *ldapconn.Pool) {
 	}
 	l.Release()
 }
+
+// A stream whose context never ends, on a lease its holder never releases,
+// ends when Close forces the pool shut: go-ldap's goroutine stops with the
+// connection (goleak, in TestMain, would find it otherwise).
+func TestUndrainedStreamEndsWithAForcedClose(t *testing.T) {
+	srv := embedded(t)
+	p, err := ldapconn.NewPool(srv.URL(), admin, ldapconn.WithMaxSize(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := p.Lease(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A one-entry buffer and a search returning many entries: go-ldap's
+	// goroutine blocks sending the second.
+	resp := l.Client().SearchAsync(context.Background(), ldapconn.NewSearch(ldaptest.PeopleDN, "(objectClass=*)"), 1)
+	_ = resp
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := p.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Close with a lease held = %v; want its deadline", err)
+	}
+}

@@ -236,6 +236,6 @@ func (p *Pool) probeWithin(i int, d time.Duration) error {
 	if err != nil {
 		return err
 	}
-	defer conn.ldap.Close()
+	defer func() { conn.end(); conn.ldap.Close() }()
 	return withContext(ctx, conn, func() error { return RootDSE()(ctx, conn.ldap) })
 }

@@ -2,6 +2,7 @@ package ldapconn
 
 import (
 	"context"
+	"errors"
 	"sync"
 
 	"github.com/go-ldap/ldap/v3"
@@ -28,23 +29,30 @@ type stream struct {
 	referral string
 	controls []ldap.Control
 	err      error
-	ended    bool  // resp is drained and the use ended
-	before   int64 // the connection's last message ID before the call: the call's is the next one written
+	ended    bool   // resp is drained and the use ended
+	before   int64  // the connection's last message ID before the call: the call's is the next one written
+	cancel   func() // ends the stream's own context once it is drained
 }
 
 // stream starts a streaming call inside a use of the lease, or returns a
 // response that fails with ErrLeaseReleased if the lease is released.
-func (c *client) stream(ctx context.Context, name string, start func(*ldap.Conn) ldap.Response) ldap.Response {
+func (c *client) stream(ctx context.Context, name string, start func(context.Context, *ldap.Conn) ldap.Response) ldap.Response {
 	if !c.l.startUse() {
 		return releasedResponse{released(name)}
 	}
 	c.l.use.stream(+1)
-	before := c.l.inner.Conn().wire.lastID.Load()
-	s := &stream{l: c.l, resp: start(c.conn()), before: before}
+	conn := c.l.inner.Conn()
+	// The stream's context ends with the caller's, and also when the pool
+	// closes the connection (a forced Close, a Discard): go-ldap's goroutine
+	// then stops too, even for a caller whose context never ends.
+	sctx, cancel := context.WithCancel(ctx)
+	unlink := context.AfterFunc(conn.life, cancel)
+	before := conn.wire.lastID.Load()
+	s := &stream{l: c.l, resp: start(sctx, conn.ldap), before: before, cancel: func() { unlink(); cancel() }}
 	s.mu.Lock() // the watcher may run at once; it waits for stop to be set
-	// context.AfterFunc starts no goroutine until ctx ends, and stop
+	// context.AfterFunc starts no goroutine until sctx ends, and stop
 	// unregisters it when the caller drains the stream first.
-	s.stop = context.AfterFunc(ctx, s.drain)
+	s.stop = context.AfterFunc(sctx, s.drain)
 	s.mu.Unlock()
 	return s
 }
@@ -94,7 +102,14 @@ func (s *stream) drain() {
 // observed now, while the connection is still the lease's.
 func (s *stream) finish() {
 	s.ended = true
-	s.err = s.l.observe(s.resp.Err())
+	err := s.resp.Err()
+	if err == nil && s.l.inner.Conn().life.Err() != nil {
+		// go-ldap stops without an error when its context ends; here that
+		// was the pool closing the connection under the stream.
+		err = ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection closed"))
+	}
+	s.err = s.l.observe(err)
+	s.cancel()
 }
 
 func (s *stream) Entry() *ldap.Entry {

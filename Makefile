@@ -1,7 +1,7 @@
 # The README's two commands are `make sim` and `make test`.
 GO ?= go
 
-.PHONY: test sim bench lint
+.PHONY: test sim soak bench lint
 
 ## test: vet, then every test with the race detector (slapd tests need slapd; CI installs it).
 test:
@@ -15,6 +15,18 @@ sim:
 	$(GO) build -o bin/ldapsim ./cmd/ldapsim
 	@echo "make sim: a 15-second simulation against the embedded LDAP server; a progress line follows"
 	./bin/ldapsim
+
+## soak: random leases, releases, discards and cancellations with injected faults, for SOAK
+## against the embedded server (docs/soak.md), after SOAK_SEEDS seeds of the engine's soak.
+## The test flags come after the package: go test takes an unknown flag's value for a package.
+## Raise SOAK_TIMEOUT (10m) for a SOAK past about 9 minutes.
+SOAK ?= 1m
+SOAK_SEEDS ?= 500
+SOAK_TIMEOUT ?= 10m
+soak:
+	@echo "make soak: $(SOAK_SEEDS) seeds of the engine's soak, then $(SOAK) of ldapconn's against the embedded server"
+	$(GO) test -race -count=1 -run 'Soak' -timeout $(SOAK_TIMEOUT) ./engine/ -soak-seeds $(SOAK_SEEDS)
+	$(GO) test -race -count=1 -run 'Soak' -timeout $(SOAK_TIMEOUT) -v ./ldapconn/ -soak $(SOAK)
 
 ## bench: the benchmarks whose figures are in docs/benchmarks.md.
 bench:

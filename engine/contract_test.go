@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -166,11 +167,14 @@ func TestMaxSizeHoldsAtTheConnectorUnderChurn(t *testing.T) {
 	}
 }
 
+var soakSeeds = flag.Int("soak-seeds", 6, "how many seeds TestRandomSoakKeepsTheArithmetic runs (make soak: 500)")
+
 // A random soak with every feature on; the package's invariant check runs
 // after every message of the supervisor, and at the end every connection
-// opened was closed exactly once and every lease was answered.
+// opened was closed exactly once and every lease was answered. Each seed
+// takes about 50ms under the race detector.
 func TestRandomSoakKeepsTheArithmetic(t *testing.T) {
-	for seed := range uint64(6) {
+	for seed := range uint64(max(*soakSeeds, 1)) {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				rng := rand.New(rand.NewPCG(seed, 7))

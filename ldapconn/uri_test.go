@@ -14,7 +14,15 @@ import (
 	"github.com/fairpool/ldappool/ldapconn"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+// toxiproxy (the fault suite's proxy) can leave one goroutine of a toxic
+// blocked forever on a link that closed while a toxic was added or removed:
+// its own bug, seen about once in ten runs of the suite. Those goroutines
+// are ignored by the stack frame every toxic runs under; the pool's own
+// goroutines and connections are still checked (closeAndCheck in
+// faultproxy_test.go).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreAnyFunction("github.com/Shopify/toxiproxy/v2/toxics.(*ToxicStub).Run"))
+}
 
 func TestParseServers(t *testing.T) {
 	tests := []struct {

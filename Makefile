@@ -33,6 +33,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms ./engine/
 	$(GO) test -run '^$$' -bench 'Search|OverloadFairness' -benchtime 200ms ./ldapconn/
 	$(GO) test -run '^$$' -bench Failover -benchtime 1x ./ldapconn/
+	$(GO) test -run '^$$' -bench SlowReplica -benchtime 1000x ./ldapconn/
 
 ## lint: gofmt, vet and staticcheck.
 lint:

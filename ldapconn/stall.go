@@ -76,7 +76,12 @@ func (h *health) end(i int, start time.Time, answered bool) {
 		a.lastAnswer.Store(now.UnixNano())
 		took := int64(now.Sub(start))
 		average(&a.latency, took, 8)
-		average(&a.baseline, took, 64)
+		// The baseline is what the server usually takes: a sample far
+		// above it (a slowdown under way) does not move it, or a sustained
+		// slowdown would raise it as fast as it shows.
+		if base := a.baseline.Load(); base == 0 || took <= 2*base {
+			average(&a.baseline, took, 64)
+		}
 	}
 	a.inflight.Add(-1)
 }

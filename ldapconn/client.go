@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-ldap/ldap/v3"
@@ -85,6 +86,52 @@ func runAware[T any](c *client, name string, op func(ctx context.Context, conn *
 	h.end(server, start, answered(err) && ctx.Err() == nil)
 	return v, c.l.observe(err)
 }
+
+// searchMovable runs r like Search, on go-ldap's SearchAsync, and gives it
+// up when it has waited far past what its server usually takes while
+// another server is up and the pool's budget allows: the search is
+// abandoned at the server, the server marked slow, and moved reports true,
+// for Pool.Search to run r again on a connection to a faster server.
+func (c *client) searchMovable(r *ldap.SearchRequest) (res *ldap.SearchResult, moved bool, err error) {
+	if !c.l.startUse() {
+		return nil, false, released("Search")
+	}
+	defer c.l.endUse()
+	ctx := c.l.ctx
+	if err := ctx.Err(); err != nil {
+		return nil, false, fmt.Errorf("ldapconn: Search not started: %w", err)
+	}
+	p, conn := c.l.pool, c.l.inner.Conn()
+	h, server := p.health, conn.server
+	actx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var gaveUp atomic.Bool
+	if after := h.moveAfter(server); after > 0 {
+		t := time.AfterFunc(after, func() {
+			now := time.Now()
+			if h.fasterElsewhere(server, after, now) && p.moves.spend() {
+				h.markSlow(server, now)
+				gaveUp.Store(true)
+				cancel()
+			}
+		})
+		defer t.Stop()
+	}
+	start := h.begin(server)
+	res, err = search(actx, conn, r)
+	h.end(server, start, answered(err) && actx.Err() == nil)
+	if gaveUp.Load() && ctx.Err() == nil {
+		// Moved: the connection is to a slow server; let it go.
+		c.l.broken.Store(true)
+		c.l.inner.Taint(errMoved)
+		return nil, true, errMoved
+	}
+	return res, false, c.l.observe(err)
+}
+
+// errMoved is the error of a search given up on a slow server, which
+// Pool.Search runs again elsewhere; callers never see it.
+var errMoved = errors.New("ldapconn: search moved off a slow server")
 
 // search runs r through go-ldap's SearchAsync, which stops reading when ctx
 // ends; the search is then abandoned at the server (RFC 4511 Abandon), and

@@ -1,6 +1,7 @@
 package ldapconn
 
 import (
+	"sync/atomic"
 	"time"
 )
 
@@ -39,6 +40,9 @@ const (
 // Nothing is probed: a probe's connection would take the pool past its
 // maximum.
 func (h *health) slow(i int, now time.Time) bool {
+	if now.UnixNano() < h.activity[i].slowUntil.Load() {
+		return true
+	}
 	mine, ok := h.recentLatency(i, now)
 	if !ok || mine < slowMargin {
 		return false
@@ -78,4 +82,67 @@ func (h *health) recentLatency(i int, now time.Time) (time.Duration, bool) {
 	}
 	l := time.Duration(a.latency.Load())
 	return l, l > 0
+}
+
+// moveAfter is how long a search may wait on server i before it is moved
+// (Pool.Search): far beyond what the server usually takes.
+func (h *health) moveAfter(i int) time.Duration {
+	base := time.Duration(h.activity[i].baseline.Load())
+	if base == 0 {
+		return 0 // nothing known: never moved
+	}
+	return max(slowRatio*base, base+slowMargin, moveFloor)
+}
+
+// moveFloor is the least wait before a search is moved: a loaded machine
+// delays fast answers by a few milliseconds, which is no reason to move.
+const moveFloor = 5 * time.Millisecond
+
+// fasterElsewhere reports whether a server other than i is up, not slow, and
+// either unknown or answering well within waited: where a search that has
+// waited that long on i should go.
+func (h *health) fasterElsewhere(i int, waited time.Duration, now time.Time) bool {
+	for j := range h.servers {
+		if j == i || h.isDown(j, now) || h.slow(j, now) {
+			continue
+		}
+		if theirs, known := h.recentLatency(j, now); !known || 2*theirs < waited {
+			return true
+		}
+	}
+	return false
+}
+
+// markSlow records that an operation on server i waited far past what the
+// server usually takes, while another server is up: the server counts as
+// slow for slowFor, so new work goes elsewhere at once, before its average
+// shows it.
+func (h *health) markSlow(i int, now time.Time) {
+	h.activity[i].slowUntil.Store(now.Add(slowFor).UnixNano())
+}
+
+// slowFor is how long one search moved off a server marks it slow.
+const slowFor = 5 * time.Second
+
+// moveBudget bounds the searches moved to another server: each search earns
+// a twentieth of a move, up to ten moves in hand, so at most about 5% of
+// searches are sent twice.
+type moveBudget struct{ milli atomic.Int64 }
+
+func (b *moveBudget) earn() {
+	if b.milli.Load() < 10000 {
+		b.milli.Add(50)
+	}
+}
+
+func (b *moveBudget) spend() bool {
+	for {
+		v := b.milli.Load()
+		if v < 1000 {
+			return false
+		}
+		if b.milli.CompareAndSwap(v, v-1000) {
+			return true
+		}
+	}
 }

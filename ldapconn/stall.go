@@ -47,6 +47,7 @@ type activity struct {
 	busySince  atomic.Int64 // unix nanoseconds: when inflight last went from 0 to 1
 	lastAnswer atomic.Int64 // unix nanoseconds: when an operation last got an answer
 	latency    atomic.Int64 // nanoseconds: moving average of answer times (1/8 weight for each new one)
+	slowUntil  atomic.Int64 // unix nanoseconds: a search was moved off it; slow until then (latency.go)
 	baseline   atomic.Int64 // nanoseconds: a slower moving average (1/64 weight), what the server usually takes (latency.go)
 
 	mu    sync.Mutex

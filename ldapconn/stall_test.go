@@ -165,3 +165,41 @@ func TestWorkMovesOffASlowServer(t *testing.T) {
 		t.Fatalf("the secondary served %d searches, the slow primary %d; want most work moved off the slow one", ss, ps)
 	}
 }
+
+// A search that waits far past what its server usually takes is abandoned
+// there and run on the other server: the caller gets its answer in a small
+// part of the slow server's time, and the slow server sees an Abandon.
+func TestASearchStuckOnASlowServerMoves(t *testing.T) {
+	var slow atomic.Int32
+	primary, err := ldaptest.NewServer(ldaptest.WithLatency(func() time.Duration {
+		if slow.Add(-1) >= 0 {
+			return 2 * time.Second
+		}
+		return 0
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { primary.Close() })
+	secondary := embedded(t)
+	p := newPool(t, primary.URL()+","+secondary.URL(), admin)
+	for range 40 { // what the primary usually takes, and a budget for moves
+		if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slow.Store(1)
+	start := time.Now()
+	res, err := p.Search(t.Context(), searchUID("user2"))
+	took := time.Since(start)
+	if err != nil || len(res.Entries) != 1 {
+		t.Fatalf("Search = %v, %v", res, err)
+	}
+	if took > time.Second {
+		t.Fatalf("the search took %v: it waited out the slow primary", took)
+	}
+	if primary.Stats().Abandons != 1 || secondary.Stats().Searches == 0 {
+		t.Fatalf("primary saw %d abandons, the secondary %d searches; want the search abandoned and moved",
+			primary.Stats().Abandons, secondary.Stats().Searches)
+	}
+}

@@ -105,32 +105,37 @@ func (c *client) searchMovable(r *ldap.SearchRequest) (res *ldap.SearchResult, m
 	h, server := p.health, conn.server
 	actx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var gaveUp atomic.Bool
+	// state: 0 running, 1 finished, 2 given up. The timer acts only on a
+	// running search, and the search's end only counts a move that
+	// happened: one CompareAndSwap each.
+	var state atomic.Int32
 	if after := h.moveAfter(server); after > 0 {
 		t := time.AfterFunc(after, func() {
 			now := time.Now()
 			if h.fasterElsewhere(server, after, now) && p.moves.spend() {
-				h.markSlow(server, now)
-				gaveUp.Store(true)
-				cancel()
+				if state.CompareAndSwap(0, 2) {
+					h.markSlow(server, now)
+					cancel()
+				}
 			}
 		})
 		defer t.Stop()
 	}
 	start := h.begin(server)
 	res, err = search(actx, conn, r)
+	finished := state.CompareAndSwap(0, 1)
 	h.end(server, start, answered(err) && actx.Err() == nil)
-	if gaveUp.Load() && ctx.Err() == nil {
-		// Moved: the connection is to a slow server; let it go.
-		c.l.broken.Store(true)
+	if !finished && ctx.Err() == nil {
+		// Moved: the connection is to a slow server; let it go. Pool.Search
+		// runs r again; the caller never sees this attempt.
 		c.l.inner.Taint(errMoved)
-		return nil, true, errMoved
+		return nil, true, nil
 	}
 	return res, false, c.l.observe(err)
 }
 
-// errMoved is the error of a search given up on a slow server, which
-// Pool.Search runs again elsewhere; callers never see it.
+// errMoved is why the connection of a search moved off a slow server is
+// closed.
 var errMoved = errors.New("ldapconn: search moved off a slow server")
 
 // search runs r through go-ldap's SearchAsync, which stops reading when ctx

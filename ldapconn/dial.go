@@ -241,12 +241,8 @@ func (c *connector) Broken(conn *Conn, err error) bool { return IsBroken(err) ||
 // A server's close can also be waiting, unread, in the socket: go-ldap's
 // reader has not yet been scheduled to see it. peerClosed peeks for it
 // without blocking and without taking anything from go-ldap.
-//
-// A connection to a server much slower than another that is up (latency.go)
-// is not worth lending either: closing it sends the lease to a dial, which
-// picks the faster server.
 func (c *connector) Alive(conn *Conn) bool {
-	return !conn.ldap.IsClosing() && !peerClosed(conn.wire.Conn) && !c.health.slow(conn.server, time.Now())
+	return !conn.ldap.IsClosing() && !peerClosed(conn.wire.Conn)
 }
 
 // Lifetime gives connections to a fallback server a short life under the

@@ -15,8 +15,8 @@ import (
 // run.
 //
 // The verdict follows the moving average of each server's answer times
-// (stall.go, end), against the other servers' or against its own slower
-// moving average (its baseline), and lapses: a server that has answered nothing for
+// (stall.go, end) against the other servers', or a search moved off the
+// server (Pool.Search), and lapses: a server that has answered nothing for
 // slowForgetAfter, which it will not once nothing goes to it, is given
 // another chance, so the pool returns to a primary that recovered.
 
@@ -32,39 +32,36 @@ const (
 	slowForgetAfter = 30 * time.Second
 )
 
-// slow reports whether server i answers much more slowly than another
-// server that is up and has answered recently; or, when no other server
-// that is up has answered recently (under Failover the others serve
-// nothing while the first is well), much more slowly than it used to: then
-// the work moves to the next server, whose answers decide from there on.
-// Nothing is probed: a probe's connection would take the pool past its
-// maximum.
+// slow reports whether server i is marked slow (a search was moved off it
+// lately, markSlow) while another server is there to go to, or answers much
+// more slowly than another server that is up and has answered recently. It
+// orders dials (servers.go); only the mark makes Pool.Search pass over a
+// server's idle connections. A server is never judged against its own past:
+// a workload that mixes cheap and costly searches would make a healthy
+// server look slow.
 func (h *health) slow(i int, now time.Time) bool {
-	if now.UnixNano() < h.activity[i].slowUntil.Load() {
+	if h.markedSlow(i, now) {
 		return true
 	}
 	mine, ok := h.recentLatency(i, now)
 	if !ok || mine < slowMargin {
 		return false
 	}
-	compared, another := false, false
 	for j := range h.servers {
 		if j == i || h.isDown(j, now) {
 			continue
 		}
-		another = true
-		if theirs, ok := h.recentLatency(j, now); ok {
-			compared = true
-			if mine > slowRatio*theirs && mine-theirs > slowMargin {
-				return true
-			}
+		if theirs, ok := h.recentLatency(j, now); ok && mine > slowRatio*theirs && mine-theirs > slowMargin {
+			return true
 		}
 	}
-	if compared || !another {
-		return false
-	}
-	base := time.Duration(h.activity[i].baseline.Load())
-	return mine > slowRatio*base && mine-base > slowMargin
+	return false
+}
+
+// markedSlow reports whether a search was moved off server i within slowFor
+// and another server, up and not marked, is there to go to.
+func (h *health) markedSlow(i int, now time.Time) bool {
+	return now.UnixNano() < h.activity[i].slowUntil.Load() && h.elsewhereToGo(i, now)
 }
 
 // recentLatency returns server i's moving-average answer time, unless it has
@@ -92,6 +89,17 @@ func (h *health) moveAfter(i int) time.Duration {
 		return 0 // nothing known: never moved
 	}
 	return max(slowRatio*base, base+slowMargin, moveFloor)
+}
+
+// elsewhereToGo reports whether a server other than i is up and not
+// marked slow: without one, calling i slow would only make things worse.
+func (h *health) elsewhereToGo(i int, now time.Time) bool {
+	for j := range h.servers {
+		if j != i && !h.isDown(j, now) && now.UnixNano() >= h.activity[j].slowUntil.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // moveFloor is the least wait before a search is moved: a loaded machine

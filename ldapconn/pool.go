@@ -278,7 +278,7 @@ func (p *Pool) leaseThroughRestart(ctx context.Context, key engine.Key, fresh bo
 		}
 		_, at := p.health.soonest()
 		wait := min(max(time.Until(at), time.Millisecond), restartGrace-time.Since(start))
-		if ctxtime.Sleep(ctx, wait) != nil {
+		if ctxtime.Sleep(ctx, wait) != nil || p.closed.Load() {
 			return nil, err
 		}
 	}
@@ -321,18 +321,38 @@ func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Searc
 		return res, err
 	}
 	p.moves.earn()
-	first := true
+	moved := false
 	err := p.Do(ctx, func(c ldap.Client) error {
 		var err error
-		if !first { // Do's one more run, after a move or a dead connection: not moved again
+		if moved { // Do's one more run, after a dead connection: not moved again
 			res, err = c.Search(req)
 			return err
 		}
-		first = false
-		res, _, err = c.(*client).searchMovable(req)
+		res, moved, err = c.(*client).searchMovable(req)
 		return err
 	})
-	return res, err
+	if !moved {
+		return res, err
+	}
+	// Moved off a slow server: once more, on a connection to another one,
+	// with Do's usual retry and nothing moved again. An idle connection to
+	// a server marked slow is passed over (closed), so the lease dials, and
+	// the dial order puts the marked server last.
+	for tries := 0; ; tries++ {
+		err = p.Do(ctx, func(c ldap.Client) error {
+			l := c.(*client).l
+			if tries < p.cfg.maxSize && p.health.markedSlow(l.inner.Conn().server, time.Now()) {
+				l.inner.Taint(errMoved)
+				return errMoved
+			}
+			var err error
+			res, err = c.Search(req)
+			return err
+		})
+		if !errors.Is(err, errMoved) {
+			return res, err
+		}
+	}
 }
 
 // Authenticate checks an end user's password with one bind on the bind lane

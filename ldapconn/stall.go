@@ -58,12 +58,15 @@ type activity struct {
 func (h *health) begin(i int) time.Time {
 	now := time.Now()
 	a := &h.activity[i]
-	// busySince first: the watchdog must never see operations in flight
-	// with a busySince from an earlier busy spell.
+	// busySince before and after counting: the watchdog must not see
+	// operations in flight with a busySince from an earlier busy spell
+	// (an operation ending as this one starts can race the first store).
 	if a.inflight.Load() == 0 {
 		a.busySince.Store(now.UnixNano())
 	}
-	a.inflight.Add(1)
+	if a.inflight.Add(1) == 1 {
+		a.busySince.Store(now.UnixNano())
+	}
 	return now
 }
 
@@ -168,13 +171,18 @@ func (p *Pool) watchStalls() {
 	defer p.probing.Done()
 	t := time.NewTicker(stallTick)
 	defer t.Stop()
+	seen := make([]int, len(p.health.servers)) // ticks in a row a server looked stalled
 	for {
 		select {
 		case <-p.probeCtx.Done():
 			return
 		case now := <-t.C:
 			for i := range p.health.servers {
-				if p.health.stalled(i, now) && !p.health.isDown(i, now) && p.health.anotherUp(i, now) {
+				if !p.health.stalled(i, now) {
+					seen[i] = 0
+					continue
+				}
+				if seen[i]++; seen[i] >= 2 && !p.health.isDown(i, now) && p.health.anotherUp(i, now) {
 					p.stallProbe(i)
 				}
 			}
@@ -198,7 +206,7 @@ func (p *Pool) stallProbe(i int) {
 			if !p.health.stalled(i, time.Now()) {
 				return nil, nil // it answered meanwhile
 			}
-			if err := p.probeStalled(i, p.health.stallAfter(i)); err != nil {
+			if err := p.probeWithin(i, p.health.stallAfter(i)); err != nil {
 				p.health.down(i, fmt.Errorf("%w; a probe: %v", errStalled, err), time.Now())
 				p.health.closeAll(i)
 			}
@@ -207,34 +215,12 @@ func (p *Pool) stallProbe(i int) {
 	}()
 }
 
-// probeStalled asks stalled server i for its root DSE within d, on one of
-// the pool's own connections to it (go-ldap runs operations side by side on
-// a connection, and a server that answers anything answers that), so the
-// probe opens no connection past WithMaxSize. The search is abandoned, not
-// the connection closed, if no answer comes. With no connection to use, it
-// dials one.
-func (p *Pool) probeStalled(i int, d time.Duration) error {
-	a := &p.health.activity[i]
-	a.mu.Lock()
-	var conn *Conn
-	for c := range a.conns {
-		if !c.ldap.IsClosing() {
-			conn = c
-			break
-		}
-	}
-	a.mu.Unlock()
-	if conn == nil {
-		return p.probeWithin(i, d)
-	}
-	ctx, cancel := context.WithTimeout(p.probeCtx, d)
-	defer cancel()
-	_, err := search(ctx, conn, ldap.NewSearchRequest("", ldap.ScopeBaseObject, ldap.NeverDerefAliases,
-		1, 0, false, "(objectClass=*)", []string{"1.1"}, nil))
-	return err
-}
-
 // probeWithin dials server i anonymously and reads its root DSE within d.
+// The probe has a connection of its own: one on loan to a caller may be
+// binding or starting TLS, which a server answers by dropping what else is
+// outstanding, and a false "down" would close a healthy server's
+// connections. So a stall probe, once at a time per server and only while
+// that server stalls, is one connection past WithMaxSize.
 func (p *Pool) probeWithin(i int, d time.Duration) error {
 	ctx, cancel := context.WithTimeout(p.probeCtx, d)
 	defer cancel()

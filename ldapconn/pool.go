@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -484,6 +483,17 @@ func (p *Pool) suspect(i int, cause error) {
 		p.health.down(i, cause, time.Now())
 		return
 	}
+	p.goProbe(fmt.Sprint("timeout ", i), func() {
+		if err := p.probeWithin(i, p.cfg.opTimeout); err != nil {
+			p.health.down(i, fmt.Errorf("%w (a probe after: %v)", err, cause), time.Now())
+		}
+	})
+}
+
+// goProbe runs probe on a goroutine that Close waits for, unless a probe of
+// the same name is running (singleflight: concurrent suspicions of one
+// server make one probe) or the pool is closing.
+func (p *Pool) goProbe(name string, probe func()) {
 	p.probeMu.Lock()
 	defer p.probeMu.Unlock()
 	if p.probeCtx.Err() != nil {
@@ -492,23 +502,6 @@ func (p *Pool) suspect(i int, cause error) {
 	p.probing.Add(1)
 	go func() {
 		defer p.probing.Done()
-		p.probes.Do(strconv.Itoa(i), func() (any, error) {
-			if err := p.probe(i); err != nil {
-				p.health.down(i, fmt.Errorf("%w (a probe after: %v)", err, cause), time.Now())
-			}
-			return nil, nil
-		})
+		p.probes.Do(name, func() (any, error) { probe(); return nil, nil })
 	}()
-}
-
-// probe dials server i anonymously and reads its root DSE.
-func (p *Pool) probe(i int) error {
-	ctx, cancel := context.WithTimeout(p.probeCtx, p.cfg.opTimeout)
-	defer cancel()
-	conn, err := p.conn.dial(ctx, i, Anonymous)
-	if err != nil {
-		return err
-	}
-	defer func() { conn.end(); conn.ldap.Close() }()
-	return withContext(ctx, conn, func() error { return RootDSE()(ctx, conn.ldap) })
 }

@@ -194,25 +194,15 @@ func (p *Pool) watchStalls() {
 // time; a server that does not answer is marked down and its connections
 // closed.
 func (p *Pool) stallProbe(i int) {
-	p.probeMu.Lock()
-	defer p.probeMu.Unlock()
-	if p.probeCtx.Err() != nil {
-		return
-	}
-	p.probing.Add(1)
-	go func() {
-		defer p.probing.Done()
-		p.probes.Do(fmt.Sprint("stall ", i), func() (any, error) {
-			if !p.health.stalled(i, time.Now()) {
-				return nil, nil // it answered meanwhile
-			}
-			if err := p.probeWithin(i, p.health.stallAfter(i)); err != nil {
-				p.health.down(i, fmt.Errorf("%w; a probe: %v", errStalled, err), time.Now())
-				p.health.closeAll(i)
-			}
-			return nil, nil
-		})
-	}()
+	p.goProbe(fmt.Sprint("stall ", i), func() {
+		if !p.health.stalled(i, time.Now()) {
+			return // it answered meanwhile
+		}
+		if err := p.probeWithin(i, p.health.stallAfter(i)); err != nil {
+			p.health.down(i, fmt.Errorf("%w; a probe: %v", errStalled, err), time.Now())
+			p.health.closeAll(i)
+		}
+	})
 }
 
 // probeWithin dials server i anonymously and reads its root DSE within d.

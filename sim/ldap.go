@@ -146,7 +146,10 @@ func (b *LDAP) Server() ServerStats {
 
 // NewTarget implements Backend: an ldapconn.Pool over the directory.
 func (b *LDAP) NewTarget(pc PoolConfig) (Target, error) {
-	opts := ldapOptions(pc)
+	// PoolConfig speaks the engine's options (the model pool takes them as
+	// they are); one mapping serves both targets.
+	//lint:ignore SA1019 sim's PoolConfig speaks the engine's options
+	opts := []ldapconn.Option{ldapconn.WithPoolOptions(pc.EngineOptions()...)}
 	if b.cfg.BindDN != "" || b.cfg.Password != "" {
 		opts = append(opts, ldapconn.WithBind(b.cfg.BindDN, b.cfg.Password))
 	}
@@ -206,31 +209,4 @@ func (l *ldapLease) Op(context.Context) error {
 		return fmt.Errorf("%w: (uid=user%d) under %s gave %d entries", errNoUser, n, l.b.cfg.SearchBase, len(res.Entries))
 	}
 	return nil
-}
-
-// ldapOptions says pc with ldapconn's own options.
-func ldapOptions(pc PoolConfig) []ldapconn.Option {
-	var opts []ldapconn.Option
-	if pc.Size != 0 {
-		opts = append(opts, ldapconn.WithMaxSize(pc.Size))
-	}
-	if pc.MinIdle != 0 {
-		opts = append(opts, ldapconn.WithMinIdle(pc.MinIdle))
-	}
-	if pc.WaitTimeout != 0 {
-		opts = append(opts, ldapconn.WithWaitTimeout(pc.WaitTimeout))
-	}
-	if pc.MaxLifetime != 0 {
-		opts = append(opts, ldapconn.WithMaxLifetime(pc.MaxLifetime))
-	}
-	if pc.FailFast {
-		opts = append(opts, ldapconn.WithFailFast())
-	}
-	if len(pc.Options) > 0 {
-		// PoolConfig.Options are engine options, for the model and the real
-		// pool alike: they can only reach ldapconn this way.
-		//lint:ignore SA1019 sim's PoolConfig speaks the engine's options
-		opts = append(opts, ldapconn.WithPoolOptions(pc.Options...))
-	}
-	return opts
 }

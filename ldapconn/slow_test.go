@@ -52,17 +52,8 @@ func TestOneResetDuringADialFailsNobody(t *testing.T) {
 // dead server: a probe finds the server answering and leaves it up, and the
 // next callers are served.
 func TestOneSlowOperationDoesNotTakeTheOnlyServerDown(t *testing.T) {
-	var slow atomic.Int32
-	srv, err := ldaptest.NewServer(ldaptest.WithLatency(func() time.Duration {
-		if slow.Add(-1) >= 0 {
-			return 2 * time.Second
-		}
-		return 0
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
+	slow, latency := slowNext(2 * time.Second)
+	srv := embedded(t, latency)
 	p, err := ldapconn.NewPool(srv.URL(), admin, ldapconn.WithOperationTimeout(200*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)

@@ -93,17 +93,8 @@ func TestFrozenPrimaryAtDefaultOptions(t *testing.T) {
 // One slow operation on a primary that still answers a probe is a slow
 // server, not a frozen one: it is left up and the operation completes.
 func TestOneSlowOperationIsNotAStall(t *testing.T) {
-	var slow atomic.Int32
-	primary, err := ldaptest.NewServer(ldaptest.WithLatency(func() time.Duration {
-		if slow.Add(-1) >= 0 {
-			return 700 * time.Millisecond
-		}
-		return 0
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { primary.Close() })
+	slow, latency := slowNext(700 * time.Millisecond)
+	primary := embedded(t, latency)
 	secondary := embedded(t)
 	p := newPool(t, primary.URL()+","+secondary.URL(), admin)
 	if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
@@ -170,17 +161,8 @@ func TestWorkMovesOffASlowServer(t *testing.T) {
 // there and run on the other server: the caller gets its answer in a small
 // part of the slow server's time, and the slow server sees an Abandon.
 func TestASearchStuckOnASlowServerMoves(t *testing.T) {
-	var slow atomic.Int32
-	primary, err := ldaptest.NewServer(ldaptest.WithLatency(func() time.Duration {
-		if slow.Add(-1) >= 0 {
-			return 2 * time.Second
-		}
-		return 0
-	}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { primary.Close() })
+	slow, latency := slowNext(2 * time.Second)
+	primary := embedded(t, latency)
 	secondary := embedded(t)
 	p := newPool(t, primary.URL()+","+secondary.URL(), admin)
 	for range 40 { // what the primary usually takes, and a budget for moves
@@ -202,4 +184,17 @@ func TestASearchStuckOnASlowServerMoves(t *testing.T) {
 		t.Fatalf("primary saw %d abandons, the secondary %d searches; want the search abandoned and moved",
 			primary.Stats().Abandons, secondary.Stats().Searches)
 	}
+}
+
+// slowNext returns an option for the embedded server that delays the next
+// operations by d, as many as the counter it returns is set to, and no
+// others.
+func slowNext(d time.Duration) (*atomic.Int32, ldaptest.Option) {
+	slow := new(atomic.Int32)
+	return slow, ldaptest.WithLatency(func() time.Duration {
+		if slow.Add(-1) >= 0 {
+			return d
+		}
+		return 0
+	})
 }

@@ -2,11 +2,13 @@ package ldapconn
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"github.com/go-ldap/ldap/v3"
 
+	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/lease"
 )
 
@@ -21,7 +23,6 @@ type Lease struct {
 
 	use     uses        // the calls running on the connection; see inflight.go
 	rebound atomic.Bool // the caller bound as someone else: revert on release
-	broken  atomic.Bool // an operation found the connection unusable
 	wrote   atomic.Bool // a write (Add, Modify, ..., Extended) was sent: Do must not run fn again
 	once    sync.Once
 }
@@ -90,6 +91,11 @@ func (l *Lease) settle() {
 	})
 }
 
+// broken reports whether an operation found the connection unusable: the
+// lease's taint says so (a caller's StartTLS or Unbind taints it too, but
+// not as broken).
+func (l *Lease) broken() bool { return IsBroken(l.inner.Tainted()) }
+
 // observe counts an operation against its server and returns its error
 // classified (an operation timeout matches context.DeadlineExceeded): a broken connection is
 // tainted so that it is never pooled, and a server that timed out or said it
@@ -103,9 +109,11 @@ func (l *Lease) observe(err error) error {
 	err = classify(err)
 	// go-ldap reports some read failures as plain errors; a connection it
 	// is closing is broken whatever the error says.
-	if IsBroken(err) || conn.ldap.IsClosing() {
-		l.broken.Store(true)
+	switch {
+	case IsBroken(err):
 		l.inner.Taint(err)
+	case conn.ldap.IsClosing():
+		l.inner.Taint(fmt.Errorf("%w: %w", engine.ErrBroken, err))
 	}
 	if opCountsAgainstServer(err) {
 		l.pool.suspect(conn.server, err)

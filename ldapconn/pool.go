@@ -214,12 +214,12 @@ func (p *Pool) doAs(ctx context.Context, key engine.Key, fn func(ldap.Client) er
 		return err
 	}
 	err = p.do(l, fn)
-	if err != nil && l.broken.Load() && l.wrote.Load() {
+	if err != nil && l.broken() && l.wrote.Load() {
 		// A write was sent on a connection that then broke: the server may
 		// have applied it or not. Rule 8: never send it again silently.
 		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
-	if err == nil || !p.cfg.retryBroken || !l.broken.Load() || ctx.Err() != nil || timedOut(err) {
+	if err == nil || !p.cfg.retryBroken || !l.broken() || ctx.Err() != nil || timedOut(err) {
 		return err
 	}
 	// The connection was dead (a restart, an idle cut, a killed server) and

@@ -52,7 +52,6 @@ type supervisor[C any] struct {
 	back         backoff.BackOff // delays background dials after failures
 	timers       [3]*time.Timer  // prune, validate, refill
 	closed       bool
-	forced       bool      // Close's context ended: leases were closed under their holders
 	done         bool      // finish ran
 	now          time.Time // read once a message: the clock is a tenth of a lease's cost
 	c            Counters
@@ -174,7 +173,6 @@ func (s *supervisor[C]) close() {
 // Release, when it comes, finds them closing and does nothing.
 func (s *supervisor[C]) forceClose() {
 	s.close()
-	s.forced = true
 	for _, e := range s.conns.slots {
 		if e != nil && e.state == eLeased {
 			s.closeEntry(e, "pool closed while leased")

@@ -145,9 +145,8 @@ var errMoved = errors.New("ldapconn: search moved off a slow server")
 func search(ctx context.Context, conn *Conn, r *ldap.SearchRequest) (*ldap.SearchResult, error) {
 	// SearchAsync on a closed connection ends without an error: say what
 	// go-ldap's Search would.
-	closed := ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection closed"))
 	if conn.ldap.IsClosing() {
-		return nil, closed
+		return nil, errConnClosed
 	}
 	before := conn.wire.lastID.Load()
 	resp := conn.ldap.SearchAsync(ctx, r, 0)
@@ -176,7 +175,7 @@ func search(ctx context.Context, conn *Conn, r *ldap.SearchRequest) (*ldap.Searc
 		return res, err
 	}
 	if conn.ldap.IsClosing() && conn.wire.lastID.Load() == before {
-		return nil, closed // closed before the request was written
+		return nil, errConnClosed // closed before the request was written
 	}
 	return res, nil
 }

@@ -237,10 +237,11 @@ func (c *connector) Close(conn *Conn) error {
 func (c *connector) Broken(conn *Conn, err error) bool { return IsBroken(err) || conn.ldap.IsClosing() }
 
 // Alive implements engine.Liveness: go-ldap's reader closes a connection as
-// soon as the server closes or resets it, and this is one atomic load.
-// A server's close can also be waiting, unread, in the socket: go-ldap's
-// reader has not yet been scheduled to see it. peerClosed peeks for it
-// without blocking and without taking anything from go-ldap.
+// soon as the server closes or resets it (an atomic load). A server's close
+// can also be waiting, unread, in the socket: go-ldap's reader has not yet
+// been scheduled to see it. peerClosed peeks for it with one non-blocking
+// syscall that takes nothing from go-ldap; the supervisor makes it once for
+// each idle connection it takes out (rule 2 allows it: it cannot block).
 func (c *connector) Alive(conn *Conn) bool {
 	return !conn.ldap.IsClosing() && !peerClosed(conn.wire.Conn)
 }

@@ -74,6 +74,11 @@ var (
 	ErrWaitTimeout = engine.ErrWaitTimeout
 )
 
+// errConnClosed is go-ldap's own error for an operation on a closed
+// connection, for the paths where go-ldap says nothing (SearchAsync ends
+// without an error on a closed connection or a cancelled context).
+var errConnClosed = ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection closed"))
+
 var errPasswordWithoutDN error = &kindOf{"ldapconn: a password without a bind DN", ErrBadRequest}
 
 // kindOf is a sentinel error that also matches a broader one.

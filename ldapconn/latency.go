@@ -8,11 +8,10 @@ import (
 // Latency-aware choice of server: as OpenLDAP's load balancer picks the
 // better of its servers by recent latency, the pool moves new work off a
 // server that answers much more slowly than another that is up. Such a
-// server is "slow": it goes last in the dial order (servers.go, order), and
-// its idle connections are closed instead of lent (dial.go, Alive), so the
-// next lease dials the faster server. A slowdown of one server out of two
-// thus costs the operations already in flight on it, not the rest of the
-// run.
+// server is "slow": it goes last in the dial order (servers.go, order). A
+// search stuck on it is moved (Pool.Search), which marks it slow for a
+// while, and Search then passes over its idle connections, so the next
+// lease dials the faster server.
 //
 // The verdict follows the moving average of each server's answer times
 // (stall.go, end) against the other servers', or a search moved off the

@@ -109,11 +109,11 @@ func (l *Lease) observe(err error) error {
 	err = classify(err)
 	// go-ldap reports some read failures as plain errors; a connection it
 	// is closing is broken whatever the error says.
-	switch {
-	case IsBroken(err):
+	if l.pool.conn.Broken(conn, err) {
+		if !IsBroken(err) { // a plain read error on a connection go-ldap is closing
+			err = fmt.Errorf("%w: %w", engine.ErrBroken, err)
+		}
 		l.inner.Taint(err)
-	case conn.ldap.IsClosing():
-		l.inner.Taint(fmt.Errorf("%w: %w", engine.ErrBroken, err))
 	}
 	if opCountsAgainstServer(err) {
 		l.pool.suspect(conn.server, err)

@@ -138,8 +138,14 @@ func (h *health) soonest() (int, time.Time) {
 // server coming back, and the pool failing over or back, are news.
 
 func (h *health) down(i int, err error, now time.Time) {
+	var say []func() // logged after h.mu is let go: a log handler may block
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer func() {
+		h.mu.Unlock()
+		for _, f := range say {
+			f()
+		}
+	}()
 	s := &h.state[i]
 	if now.Before(s.downUntil) {
 		s.lastErr = err // already down: keep its backoff, note the newest cause
@@ -150,12 +156,14 @@ func (h *health) down(i int, err error, now time.Time) {
 	s.downUntil = now.Add(s.back.NextBackOff())
 	if s.downSince.IsZero() {
 		s.downSince = now
-		h.log.Warn("ldapconn: server down", "server", h.servers[i].URL, "err", err,
-			"retry_in", s.downUntil.Sub(now).Round(time.Millisecond))
+		retryIn := s.downUntil.Sub(now).Round(time.Millisecond)
+		say = append(say, func() {
+			h.log.Warn("ldapconn: server down", "server", h.servers[i].URL, "err", err, "retry_in", retryIn)
+		})
 	}
 	if !h.allDown && h.everyServerDownLocked(now) {
 		h.allDown = true
-		h.log.Error("ldapconn: every server is down", "servers", len(h.servers), "last_err", err)
+		say = append(say, func() { h.log.Error("ldapconn: every server is down", "servers", len(h.servers), "last_err", err) })
 	}
 }
 
@@ -170,24 +178,30 @@ func (h *health) everyServerDownLocked(now time.Time) bool {
 
 // up records a successful dial of server i.
 func (h *health) up(i int) {
+	var say []func() // logged after h.mu is let go: a log handler may block
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	defer func() {
+		h.mu.Unlock()
+		for _, f := range say {
+			f()
+		}
+	}()
 	s := &h.state[i]
 	if !s.downSince.IsZero() {
-		h.log.Info("ldapconn: server back up", "server", h.servers[i].URL,
-			"down_for", time.Since(s.downSince).Round(time.Millisecond))
+		downFor := time.Since(s.downSince).Round(time.Millisecond)
+		say = append(say, func() { h.log.Info("ldapconn: server back up", "server", h.servers[i].URL, "down_for", downFor) })
 	}
 	s.downUntil, s.downSince, s.failures = time.Time{}, time.Time{}, 0
 	s.back.Reset()
 	h.allDown = false
 	if h.strategy == Failover && h.serving != i {
+		from, to := h.servers[max(h.serving, 0)].URL, h.servers[i].URL
 		switch {
-		case h.serving >= 0 && i > h.serving:
-			h.log.Info("ldapconn: failed over", "from", h.servers[h.serving].URL, "to", h.servers[i].URL)
-		case h.serving > 0 && i < h.serving:
-			h.log.Info("ldapconn: failed back", "from", h.servers[h.serving].URL, "to", h.servers[i].URL)
-		case h.serving < 0 && i > 0:
-			h.log.Info("ldapconn: failed over", "from", h.servers[0].URL, "to", h.servers[i].URL)
+		case h.serving < 0 && i == 0: // the first dial, to the first server: no news
+		case i > max(h.serving, 0):
+			say = append(say, func() { h.log.Info("ldapconn: failed over", "from", from, "to", to) })
+		default:
+			say = append(say, func() { h.log.Info("ldapconn: failed back", "from", from, "to", to) })
 		}
 		h.serving = i
 	}

@@ -2,7 +2,6 @@ package ldapconn
 
 import (
 	"context"
-	"errors"
 	"sync"
 
 	"github.com/go-ldap/ldap/v3"
@@ -106,7 +105,7 @@ func (s *stream) finish() {
 	if err == nil && s.l.inner.Conn().life.Err() != nil {
 		// go-ldap stops without an error when its context ends; here that
 		// was the pool closing the connection under the stream.
-		err = ldap.NewError(ldap.ErrorNetwork, errors.New("ldap: connection closed"))
+		err = errConnClosed
 	}
 	s.err = s.l.observe(err)
 	s.cancel()

@@ -75,7 +75,11 @@ func TestAvailabilityIsLoggedOncePerChange(t *testing.T) {
 	back.wg.Add(1)
 	go back.accept()
 	t.Cleanup(back.stop)
-	waitFor(t, "a Ping to succeed once the primary is back", func() bool { return p.Ping(t.Context()) == nil })
+	waitFor(t, "a Ping to succeed once the primary is back", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		return p.Ping(ctx) == nil
+	})
 	if lines("server back up") < 1 {
 		t.Fatalf("no 'server back up' after the primary came back:\n%s", logs.String())
 	}

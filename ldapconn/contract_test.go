@@ -100,7 +100,25 @@ var restartOps = []struct {
 		_, err = l.Client().Search(searchUID("user4"))
 		return err
 	}},
+	{name: "Ping", op: func(ctx context.Context, p *ldapconn.Pool) error { return p.Ping(ctx) }},
+	{name: "DoAs", op: func(ctx context.Context, p *ldapconn.Pool) error {
+		return p.DoAs(ctx, user5, func(c ldap.Client) error {
+			_, err := c.Search(searchUID("user5"))
+			return err
+		})
+	}},
+	{name: "LeaseAs first operation", op: func(ctx context.Context, p *ldapconn.Pool) error {
+		l, err := p.LeaseAs(ctx, user5)
+		if err != nil {
+			return err
+		}
+		defer l.Release()
+		_, err = l.Client().Search(searchUID("user6"))
+		return err
+	}},
 }
+
+var user5 = ldapconn.Credentials{DN: ldaptest.UserDN(5), Password: ldaptest.UserPassword(5)}
 
 // dials counts the dials of both pools of p.
 func dials(p *ldapconn.Pool) uint64 { return p.Stats().Dials + p.AuthStats().Dials }
@@ -738,5 +756,96 @@ func TestContractClose(t *testing.T) {
 	}
 	if _, err := held.Client().Search(searchUID("user1")); err == nil {
 		t.Error("the held lease still searches after the forced close; want its connection closed")
+	}
+}
+
+// Close while callers are busy in every entry point at once: each call
+// returns, with success or an error matching ErrClosed or its context's
+// end, and Close returns; goleak (TestMain) finds nothing left running.
+func TestContractCloseWhileBusy(t *testing.T) {
+	srv := embedded(t)
+	p, err := ldapconn.NewPool(srv.URL(), admin, ldapconn.WithMaxSize(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := contractCtx(t)
+	calls := []func() error{
+		func() error { _, err := p.Search(ctx, searchUID("user1")); return err },
+		func() error {
+			return p.Do(ctx, func(c ldap.Client) error { _, err := c.Search(searchUID("user2")); return err })
+		},
+		func() error {
+			return p.DoAs(ctx, user5, func(c ldap.Client) error { _, err := c.Search(searchUID("user3")); return err })
+		},
+		func() error { return p.Authenticate(ctx, ldaptest.UserDN(4), ldaptest.UserPassword(4)) },
+		func() error {
+			return p.Do(ctx, func(c ldap.Client) error { // nested: a bind inside Do
+				return p.Authenticate(ctx, ldaptest.UserDN(6), ldaptest.UserPassword(6))
+			})
+		},
+	}
+	var wg sync.WaitGroup
+	var ok, closed atomic.Int64
+	start := make(chan struct{})
+	for g := range 15 {
+		wg.Go(func() {
+			<-start
+			for i := 0; i < 200; i++ {
+				switch err := calls[(g+i)%len(calls)](); {
+				case err == nil:
+					ok.Add(1)
+				case errors.Is(err, ldapconn.ErrClosed):
+					closed.Add(1)
+					return
+				default:
+					t.Errorf("call %d while closing: %v; want success or ErrClosed", (g+i)%len(calls), err)
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	waitFor(t, "some calls to succeed before Close", func() bool { return ok.Load() >= 30 })
+	closeCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := p.Close(closeCtx); err != nil {
+		t.Fatalf("Close under load = %v; want nil once every caller gave its connection back", err)
+	}
+	wg.Wait()
+	if closed.Load() == 0 {
+		t.Fatalf("%d calls succeeded and none saw ErrClosed: Close did not happen under load", ok.Load())
+	}
+	if st, ast := p.Stats(), p.AuthStats(); st.Open != 0 || ast.Open != 0 {
+		t.Fatalf("after Close: %d service and %d bind-lane connections open", st.Open, ast.Open)
+	}
+}
+
+// Bad input to the entry points a caller uses with its own identities is
+// refused before anything is sent, with an error that says which.
+func TestContractBadCredentialsAreRefusedAtOnce(t *testing.T) {
+	srv := embedded(t)
+	p := newPool(t, srv.URL(), admin)
+	ctx := contractCtx(t)
+	nop := func(ldap.Client) error { return nil }
+	for _, tc := range []struct {
+		name  string
+		creds ldapconn.Credentials
+		want  error
+	}{
+		{"a password without a DN", ldapconn.Credentials{Password: "secret"}, ldapconn.ErrBadRequest},
+		{"a DN without a password", ldapconn.Credentials{DN: ldaptest.UserDN(1)}, ldapconn.ErrEmptyPassword},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := srv.Stats().Binds
+			if _, err := p.LeaseAs(ctx, tc.creds); !errors.Is(err, tc.want) || !errors.Is(err, ldapconn.ErrBadRequest) {
+				t.Errorf("LeaseAs = %v; want %v, which is ErrBadRequest", err, tc.want)
+			}
+			if err := p.DoAs(ctx, tc.creds, nop); !errors.Is(err, tc.want) || !errors.Is(err, ldapconn.ErrBadRequest) {
+				t.Errorf("DoAs = %v; want %v, which is ErrBadRequest", err, tc.want)
+			}
+			if n := srv.Stats().Binds - before; n != 0 {
+				t.Errorf("%d binds sent for bad credentials; want none", n)
+			}
+		})
 	}
 }

@@ -101,9 +101,12 @@ func TestNoPasswordIsPrinted(t *testing.T) {
 		"error chain of LeaseAs err": fmt.Errorf("wrapped: %w", leaseAsErr),
 	}
 
+	_, twoBinds := ldapconn.NewPool(srv.URL(), ldapconn.WithBind(ldaptest.AdminDN, ldaptest.AdminPassword), ldapconn.WithExternalBind())
+	values["NewPool's OptionError"] = twoBinds
 	secrets := []string{ldaptest.AdminPassword, ldaptest.UserPassword(7), wrongPassword}
 	for name, v := range values {
 		for verb, out := range renderings(v) {
+			printable(t, name, verb, out)
 			for _, s := range secrets {
 				for _, form := range []string{s, hex.EncodeToString([]byte(s)), strings.ToUpper(hex.EncodeToString([]byte(s)))} {
 					if strings.Contains(out, form) {
@@ -191,6 +194,7 @@ func TestConfigPasswordIsNotPrinted(t *testing.T) {
 			t.Fatalf("%s is nil; want an error", name)
 		}
 		for verb, out := range renderings(v) {
+			printable(t, name, verb, out)
 			for _, form := range []string{wrongPassword, hex.EncodeToString([]byte(wrongPassword)), strings.ToUpper(hex.EncodeToString([]byte(wrongPassword)))} {
 				if strings.Contains(out, form) {
 					t.Errorf("%s formatted with %s shows the password:\n%s", name, verb, out)
@@ -206,5 +210,15 @@ func TestConfigPasswordIsNotPrinted(t *testing.T) {
 	// The redaction says a password was set.
 	if s := fmt.Sprint(c); !strings.Contains(s, "bind_password=REDACTED") {
 		t.Fatalf("Config prints as %s; want bind_password=REDACTED", s)
+	}
+}
+
+// printable fails the test when a value did not print: fmt and slog turn a
+// Format or LogValue that panics into "%!v(PANIC=...)", which holds no
+// password either, and an empty rendering says nothing.
+func printable(t *testing.T, name, verb, out string) {
+	t.Helper()
+	if strings.Contains(out, "PANIC=") || strings.TrimSpace(out) == "" {
+		t.Errorf("%s formatted with %s printed %q; want a description", name, verb, out)
 	}
 }

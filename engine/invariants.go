@@ -24,6 +24,36 @@ func (s *supervisor[C]) verify() error {
 		}
 		n[e.state]++
 	}
+	shares, sharing := 0, 0
+	for i, e := range t.slots {
+		if e == nil {
+			continue
+		}
+		if e.shared {
+			sharing++
+			shares += e.shares
+			if e.state != eLeased || e.shares < 1 || e.shares > s.cfg.opsPerConn {
+				bad("slot %d carries %d shares in state %v (depth %d)", i, e.shares, e.state, s.cfg.opsPerConn)
+			}
+		} else if e.shares != 0 || e.doomErr != nil {
+			bad("slot %d carries no shares but counts %d (doomed: %v)", i, e.shares, e.doomErr)
+		}
+	}
+	listed := 0
+	for name, list := range t.sharedBy {
+		for _, e := range list {
+			listed++
+			if !e.shared || e.key.Name != name || t.slots[e.slot] != e {
+				bad("shared list %q holds slot %d (shared %v) of key %q", name, e.slot, e.shared, e.key.Name)
+			}
+		}
+	}
+	if sharing != t.shared || listed != t.shared {
+		bad("shared %d counted, %d entries carry shares, %d listed", t.shared, sharing, listed)
+	}
+	if shares != s.inFlight || s.inFlight > s.shareCap {
+		bad("in flight %d counted, %d shares on entries, cap %d", s.inFlight, shares, s.shareCap)
+	}
 	stacked := 0
 	for name, stack := range t.stacks {
 		for _, e := range stack {

@@ -268,7 +268,7 @@ func TestStateTable(t *testing.T) {
 		out := p.String()
 		for _, want := range []string{
 			"open 2/10 (idle 1, in use 1, checking 0, closing 0), dialing 0, waiting 0",
-			"SLOT  STATE   KEY  AGE    EXPIRES IN  USES",
+			"SLOT  STATE   KEY  AGE    EXPIRES IN  USES  SHARES",
 			"0     leased  A    1m30s  8m30s       1",
 			"1     idle    B    1m30s  8m30s       1",
 		} {

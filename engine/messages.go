@@ -64,6 +64,7 @@ const (
 type waiter[C any] struct {
 	key     Key
 	fresh   bool // hand out only a connection validated or dialed for it
+	share   bool // a share of a connection (Pool.Share), not a whole one
 	reply   chan result[C]
 	since   time.Time
 	state   waiterState
@@ -117,4 +118,10 @@ type entry[C any] struct {
 	checked  time.Time // when it last passed validation
 	uses     int
 	roomFor  *waiter[C] // eClosing: the waiter whose dial waits for this close
+
+	// A connection carrying shares is eLeased with shared set, and listed
+	// in its key's shared list, until its last share comes back.
+	shared  bool
+	shares  int   // shares out on it
+	doomErr error // a share was discarded with this error: no new shares, closed when the last comes back
 }

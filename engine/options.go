@@ -20,6 +20,8 @@ func (f optionFunc) apply(c *config) { f(c) }
 type config struct {
 	name            string        // "": the pool is unnamed
 	maxSize         int           // 10
+	opsPerConn      int           // 1: a share is a whole connection
+	maxInFlight     int           // 0: maxSize × opsPerConn
 	minIdle         int           // 0: no connection is kept warm
 	maxIdle         int           // -1: as many as are open; 0: close every connection on release
 	softLimit       int           // 0: never grow past maxSize
@@ -45,6 +47,7 @@ type config struct {
 func defaultConfig() config {
 	return config{
 		maxSize:         10,
+		opsPerConn:      1,
 		maxIdle:         -1,
 		maxLifetime:     10 * time.Minute,
 		lifetimeJitter:  0.1,
@@ -185,6 +188,19 @@ func WithBackOff(newBackOff func() backoff.BackOff) Option {
 	return optionFunc(func(c *config) { c.newBackOff = newBackOff })
 }
 
+// WithOpsPerConn sets how many shares (see Pool.Share) one connection
+// carries at once: operations in flight on it, for a connection type that
+// serves concurrent operations. A share goes to the least-loaded connection
+// of its key, and a connection is opened only when every one of the key is
+// carrying n. Leases (Pool.Lease) always take a whole connection, and never
+// one carrying shares. Default 1: a share is a whole connection.
+func WithOpsPerConn(n int) Option { return optionFunc(func(c *config) { c.opsPerConn = n }) }
+
+// WithMaxInFlight caps the shares out at once across the pool, whatever
+// their connections could carry; a share past it waits its turn (or fails
+// at once with WithFailFast). Default 0: WithMaxSize × WithOpsPerConn.
+func WithMaxInFlight(n int) Option { return optionFunc(func(c *config) { c.maxInFlight = n }) }
+
 // validate checks each option with its own name and the value it was given.
 func (c *config) validate() error {
 	positive := func(name string, d time.Duration) error {
@@ -202,6 +218,10 @@ func (c *config) validate() error {
 	switch {
 	case c.maxSize < 1:
 		return optionError("WithMaxSize", c.maxSize, "size must be at least 1")
+	case c.opsPerConn < 1:
+		return optionError("WithOpsPerConn", c.opsPerConn, "must be at least 1")
+	case c.maxInFlight < 0:
+		return optionError("WithMaxInFlight", c.maxInFlight, "must not be negative")
 	case c.minIdle < 0:
 		return optionError("WithMinIdle", c.minIdle, "must not be negative")
 	case c.maxIdle < -1:

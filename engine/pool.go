@@ -65,23 +65,40 @@ func New[C any](connector Connector[C], opts ...Option) (*Pool[C], error) {
 //
 // The caller must Release or Discard the lease.
 func (p *Pool[C]) Lease(ctx context.Context, key Key) (*lease.Lease[C], error) {
-	return p.lease(ctx, key, false)
+	return p.lease(ctx, key, false, false)
+}
+
+// Share returns a share of a connection bound for key: one operation's
+// place on a connection that may carry up to WithOpsPerConn of them at once,
+// for a connection type that serves concurrent operations. Shares wait in the
+// same first-come first-served queue as leases and are answered with the
+// same errors. A share goes to the least-loaded connection of its key, and
+// a connection is dialed for it only when every one is carrying
+// WithOpsPerConn shares; WithMaxInFlight caps the shares out in all. A
+// connection carrying shares is never leased whole, validated or rebound
+// until the last comes back.
+//
+// Release a share when its operation is done. Discard, or a taint, closes
+// the connection once its last share comes back, and it takes no new share
+// meanwhile. With WithOpsPerConn(1), the default, a share is a lease.
+func (p *Pool[C]) Share(ctx context.Context, key Key) (*lease.Lease[C], error) {
+	return p.lease(ctx, key, false, p.cfg.opsPerConn > 1)
 }
 
 // LeaseFresh is Lease for a connection that is validated just before it is
 // handed out, or newly dialed: for a second attempt after a reused connection
 // turned out dead, when another idle one may be dead too.
 func (p *Pool[C]) LeaseFresh(ctx context.Context, key Key) (*lease.Lease[C], error) {
-	return p.lease(ctx, key, true)
+	return p.lease(ctx, key, true, false)
 }
 
-// lease asks for a connection; fresh asks for one that is validated before
-// it is handed out, or newly dialed.
-func (p *Pool[C]) lease(ctx context.Context, key Key, fresh bool) (*lease.Lease[C], error) {
+// lease asks for a connection, or a share of one; fresh asks for one that is
+// validated before it is handed out, or newly dialed.
+func (p *Pool[C]) lease(ctx context.Context, key Key, fresh, share bool) (*lease.Lease[C], error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("engine: lease for %s: %w", key.Name, err)
 	}
-	w := &waiter[C]{key: key, fresh: fresh, reply: p.results.Get()}
+	w := &waiter[C]{key: key, fresh: fresh, share: share, reply: p.results.Get()}
 	if !p.a.Send(message[C]{kind: mLease, w: w}) {
 		return nil, ErrClosed
 	}
@@ -147,7 +164,17 @@ func (g *giveBack[C]) Return(handle any, err error) {
 // connection, the error wraps both fn's error and the lease's, so errors.Is
 // and errors.As see each. A panic in fn discards the connection and goes on.
 func (p *Pool[C]) Do(ctx context.Context, key Key, fn func(l *lease.Lease[C]) error) error {
-	l, err := p.Lease(ctx, key)
+	return p.do(ctx, key, false, fn)
+}
+
+// DoShared is Do on a share (see Share) instead of a whole connection; its
+// one more call, after a broken connection, is on a whole fresh one.
+func (p *Pool[C]) DoShared(ctx context.Context, key Key, fn func(l *lease.Lease[C]) error) error {
+	return p.do(ctx, key, p.cfg.opsPerConn > 1, fn)
+}
+
+func (p *Pool[C]) do(ctx context.Context, key Key, share bool, fn func(l *lease.Lease[C]) error) error {
+	l, err := p.lease(ctx, key, false, share)
 	if err != nil {
 		return err
 	}
@@ -155,7 +182,7 @@ func (p *Pool[C]) Do(ctx context.Context, key Key, fn func(l *lease.Lease[C]) er
 	if err == nil || !broken || !l.Reused() || !p.cfg.retryBroken || ctx.Err() != nil {
 		return err
 	}
-	l, lerr := p.lease(ctx, key, true)
+	l, lerr := p.lease(ctx, key, true, false)
 	if lerr != nil {
 		return fmt.Errorf("%w (and no fresh connection to retry on: %w)", err, lerr)
 	}

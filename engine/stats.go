@@ -11,18 +11,22 @@ import (
 // Stats is a snapshot of a pool, taken by its supervisor between two
 // messages, so its figures are consistent with each other.
 type Stats struct {
-	Name       string // WithName
-	MaxSize    int    // WithMaxSize
-	MaxIdle    int    // WithMaxIdle, or MaxSize when idle connections are bounded only by it
-	MinIdle    int    // WithMinIdle
-	Open       int    // connections open: Idle + InUse + Checking + Closing
-	Idle       int    // open and parked
-	InUse      int    // open and leased
-	Checking   int    // open and being validated or rebound
-	Closing    int    // being closed: they count against MaxSize until their close returns
-	Dialing    int    // dials in flight
-	Waiters    int    // callers queued for a connection
-	PoolClosed bool   // Close has been called
+	Name        string // WithName
+	MaxSize     int    // WithMaxSize
+	MaxIdle     int    // WithMaxIdle, or MaxSize when idle connections are bounded only by it
+	MinIdle     int    // WithMinIdle
+	Open        int    // connections open: Idle + InUse + Checking + Closing
+	Idle        int    // open and parked
+	InUse       int    // open and leased, whole or in shares
+	Shared      int    // of InUse, connections carrying shares (Pool.Share)
+	InFlight    int    // shares out: operations in flight on shared connections
+	OpsPerConn  int    // WithOpsPerConn: shares a connection carries at most
+	MaxInFlight int    // WithMaxInFlight, or MaxSize × OpsPerConn by default
+	Checking    int    // open and being validated or rebound
+	Closing     int    // being closed: they count against MaxSize until their close returns
+	Dialing     int    // dials in flight
+	Waiters     int    // callers queued for a connection
+	PoolClosed  bool   // Close has been called
 	Counters
 	Keys  map[string]KeyStats // by key name
 	Conns []ConnStats         // by slot
@@ -30,12 +34,13 @@ type Stats struct {
 
 // Counters count events since the pool was made.
 type Counters struct {
-	Leases           uint64        // connections handed out
-	Waits            uint64        // leases not served at once from an idle connection
-	WaitTime         time.Duration // total time leases spent queued
+	Leases           uint64        // connections handed out whole (Lease)
+	Shares           uint64        // shares handed out (Share)
+	Waits            uint64        // leases and shares not served at once
+	WaitTime         time.Duration // total time leases and shares spent queued
 	UseTime          time.Duration // total time connections spent leased, counted at release
 	CreateTime       time.Duration // total time successful dials took
-	MaxWait          time.Duration // longest time a lease spent queued
+	MaxWait          time.Duration // longest time a lease or share spent queued
 	Timeouts         uint64        // callers that gave up (context or wait timeout)
 	Exhausted        uint64        // fail-fast refusals
 	Dials            uint64        // dials started
@@ -65,10 +70,11 @@ type KeyStats struct {
 type ConnStats struct {
 	Slot      int
 	Key       string
-	State     string // idle, leased, checking or closing
+	State     string // idle, leased, shared, checking or closing
 	Age       time.Duration
 	ExpiresIn time.Duration
-	Uses      int
+	Uses      int // leases and shares it served
+	Shares    int // shares out on it now
 }
 
 func (s *supervisor[C]) snapshot() Stats {
@@ -78,20 +84,24 @@ func (s *supervisor[C]) snapshot() Stats {
 		maxIdle = s.cfg.maxSize
 	}
 	st := Stats{
-		Name:       s.cfg.name,
-		MaxSize:    s.cfg.maxSize,
-		MaxIdle:    maxIdle,
-		MinIdle:    s.cfg.minIdle,
-		Open:       s.conns.open,
-		Idle:       s.conns.idle,
-		InUse:      s.conns.inUse,
-		Checking:   s.conns.checking,
-		Closing:    s.conns.closing,
-		Dialing:    s.dialing,
-		Waiters:    s.waiters.Len(),
-		PoolClosed: s.closed,
-		Counters:   s.c,
-		Keys:       make(map[string]KeyStats),
+		Name:        s.cfg.name,
+		MaxSize:     s.cfg.maxSize,
+		MaxIdle:     maxIdle,
+		MinIdle:     s.cfg.minIdle,
+		Open:        s.conns.open,
+		Idle:        s.conns.idle,
+		InUse:       s.conns.inUse,
+		Shared:      s.conns.shared,
+		InFlight:    s.inFlight,
+		OpsPerConn:  s.cfg.opsPerConn,
+		MaxInFlight: s.shareCap,
+		Checking:    s.conns.checking,
+		Closing:     s.conns.closing,
+		Dialing:     s.dialing,
+		Waiters:     s.waiters.Len(),
+		PoolClosed:  s.closed,
+		Counters:    s.c,
+		Keys:        make(map[string]KeyStats),
 	}
 	for _, e := range s.conns.slots {
 		if e == nil {
@@ -106,9 +116,13 @@ func (s *supervisor[C]) snapshot() Stats {
 			ks.InUse++
 		}
 		st.Keys[e.key.Name] = ks
+		state := e.state.String()
+		if e.shared {
+			state = "shared"
+		}
 		st.Conns = append(st.Conns, ConnStats{
-			Slot: e.slot, Key: e.key.Name, State: e.state.String(),
-			Age: now.Sub(e.created), ExpiresIn: e.expires.Sub(now), Uses: e.uses,
+			Slot: e.slot, Key: e.key.Name, State: state,
+			Age: now.Sub(e.created), ExpiresIn: e.expires.Sub(now), Uses: e.uses, Shares: e.shares,
 		})
 	}
 	for el := s.waiters.Front(); el != nil; el = el.Next() {
@@ -132,15 +146,18 @@ func (st Stats) String() string {
 	if st.PoolClosed {
 		b.WriteString(", closed")
 	}
-	fmt.Fprintf(&b, "\nleases %d (waited %d, max wait %v), timeouts %d, dials %d (failed %d), closed %d\n",
-		st.Leases, st.Waits, st.MaxWait, st.Timeouts, st.Dials, st.DialErrors, st.Closed)
+	if st.OpsPerConn > 1 {
+		fmt.Fprintf(&b, ", shared %d carrying %d/%d operations", st.Shared, st.InFlight, st.MaxInFlight)
+	}
+	fmt.Fprintf(&b, "\nleases %d, shares %d (waited %d, max wait %v), timeouts %d, dials %d (failed %d), closed %d\n",
+		st.Leases, st.Shares, st.Waits, st.MaxWait, st.Timeouts, st.Dials, st.DialErrors, st.Closed)
 	tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SLOT\tSTATE\tKEY\tAGE\tEXPIRES IN\tUSES")
+	fmt.Fprintln(tw, "SLOT\tSTATE\tKEY\tAGE\tEXPIRES IN\tUSES\tSHARES")
 	conns := append([]ConnStats(nil), st.Conns...)
 	sort.Slice(conns, func(i, j int) bool { return conns[i].Slot < conns[j].Slot })
 	for _, c := range conns {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%v\t%d\n", c.Slot, c.State, c.Key,
-			c.Age.Round(time.Second), c.ExpiresIn.Round(time.Second), c.Uses)
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%v\t%v\t%d\t%d\n", c.Slot, c.State, c.Key,
+			c.Age.Round(time.Second), c.ExpiresIn.Round(time.Second), c.Uses, c.Shares)
 	}
 	tw.Flush()
 	return b.String()

@@ -24,6 +24,8 @@ import (
 //	dialing    <= cfg.maxDialing; bgDialing <= dialing
 //	bgChecks   <= conns.checking
 //	conns.open + dialing <= max(cfg.maxSize, cfg.softLimit)
+//	inFlight == Σ shares of the entries carrying shares <= shareCap
+//	an entry carries shares <=> it is leased, 0 < shares <= cfg.opsPerConn, and it is in its key's shared list
 //	every waiter in the queue is wQueued
 //	closed => the queue is empty and conns.idle == 0
 type supervisor[C any] struct {
@@ -45,6 +47,8 @@ type supervisor[C any] struct {
 	waiters      actor.Queue[*waiter[C]] // strictly FIFO across keys
 	conns        table[C]
 	dialing      int             // dials in flight
+	inFlight     int             // shares out: Σ entry.shares
+	shareCap     int             // shares out at most (WithMaxInFlight)
 	bgDialing    int             // of which background dials (WithMinIdle and replacements)
 	bgChecks     int             // background validations in flight (bounded by maxDialing)
 	replacements []Key           // keys to dial for, once nobody waits, after a failed background check
@@ -78,6 +82,10 @@ func newSupervisor[C any](p *Pool[C], connector Connector[C]) *supervisor[C] {
 	s.classifier, _ = connector.(Classifier[C])
 	s.liveness, _ = connector.(Liveness[C])
 	s.verifyFail = invariantCheck
+	s.shareCap = p.cfg.maxInFlight
+	if s.shareCap == 0 {
+		s.shareCap = max(p.cfg.maxSize, p.cfg.softLimit) * p.cfg.opsPerConn
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }

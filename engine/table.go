@@ -1,5 +1,7 @@
 package engine
 
+import "time"
+
 // table is the pool's open connections: a slot each, and the idle ones in a
 // LIFO stack per key, so that the hottest connection of a key is reused first.
 // Owned by the supervisor goroutine. Every change of an entry's state goes
@@ -15,6 +17,8 @@ package engine
 type table[C any] struct {
 	slots    []*entry[C]
 	stacks   map[string][]*entry[C] // idle entries by key name; an emptied stack is kept for reuse
+	sharedBy map[string][]*entry[C] // entries carrying shares, by key name
+	shared   int                    // entries carrying shares (counted in inUse too)
 	open     int
 	idle     int
 	inUse    int
@@ -22,7 +26,9 @@ type table[C any] struct {
 	closing  int
 }
 
-func newTable[C any]() table[C] { return table[C]{stacks: make(map[string][]*entry[C])} }
+func newTable[C any]() table[C] {
+	return table[C]{stacks: make(map[string][]*entry[C]), sharedBy: make(map[string][]*entry[C])}
+}
 
 // add gives e a slot, in state st.
 func (t *table[C]) add(e *entry[C], st entryState) {
@@ -46,8 +52,49 @@ func (t *table[C]) add(e *entry[C], st entryState) {
 	}
 }
 
+// share lists e, leased, as carrying shares.
+func (t *table[C]) share(e *entry[C]) {
+	e.shared = true
+	t.sharedBy[e.key.Name] = append(t.sharedBy[e.key.Name], e)
+	t.shared++
+}
+
+// unshare takes e off its key's shared list.
+func (t *table[C]) unshare(e *entry[C]) {
+	list := t.sharedBy[e.key.Name]
+	for i, x := range list {
+		if x == e {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
+	}
+	if len(list) == 0 {
+		delete(t.sharedBy, e.key.Name)
+	} else {
+		t.sharedBy[e.key.Name] = list
+	}
+	e.shared = false
+	t.shared--
+}
+
+// leastLoaded returns the connection of key carrying the fewest shares,
+// fewer than depth, that may take another (not past its lifetime at now,
+// nor doomed), or nil.
+func (t *table[C]) leastLoaded(key string, depth int, now time.Time) *entry[C] {
+	var best *entry[C]
+	for _, e := range t.sharedBy[key] {
+		if e.shares < depth && e.doomErr == nil && now.Before(e.expires) && (best == nil || e.shares < best.shares) {
+			best = e
+		}
+	}
+	return best
+}
+
 // move changes e's state, keeping the idle stacks and counts.
 func (t *table[C]) move(e *entry[C], st entryState) {
+	if e.shared {
+		t.unshare(e)
+	}
 	if e.state == eIdle {
 		t.unstack(e)
 	}
@@ -61,6 +108,9 @@ func (t *table[C]) move(e *entry[C], st entryState) {
 
 // drop frees e's slot once its Close has returned.
 func (t *table[C]) drop(e *entry[C]) {
+	if e.shared {
+		t.unshare(e)
+	}
 	if e.state == eIdle {
 		t.unstack(e)
 	}

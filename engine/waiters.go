@@ -14,9 +14,14 @@ func (s *supervisor[C]) onLease(w *waiter[C]) {
 		return
 	}
 	w.since = s.now
-	if s.waiters.Len() == 0 && !w.fresh && !s.cfg.validateOnLease {
-		// The common case: nobody waits and a connection of the key is idle.
-		if e := s.popIdle(w.key.Name); e != nil {
+	if s.waiters.Len() == 0 && !w.fresh && !s.cfg.validateOnLease && (!w.share || s.inFlight < s.shareCap) {
+		// The common case: nobody waits and a connection of the key is
+		// idle, or, for a share, carries fewer than its depth.
+		e := s.popIdle(w.key.Name)
+		if e == nil && w.share {
+			e = s.conns.leastLoaded(w.key.Name, s.cfg.opsPerConn, s.now)
+		}
+		if e != nil {
 			s.deliver(w, e)
 			return
 		}
@@ -29,8 +34,8 @@ func (s *supervisor[C]) onLease(w *waiter[C]) {
 	if w.state == wQueued && !w.dialing && !w.room && s.cfg.failFast {
 		s.waiters.Remove(w.elem)
 		s.c.Exhausted++
-		s.fail(w, fmt.Errorf("%w: %d connections open, %d in use, %d callers waiting",
-			ErrExhausted, s.conns.open, s.conns.inUse, s.waiters.Len()))
+		s.fail(w, fmt.Errorf("%w: %d connections open, %d in use, %d operations in flight, %d callers waiting",
+			ErrExhausted, s.conns.open, s.conns.inUse, s.inFlight, s.waiters.Len()))
 	}
 }
 
@@ -40,13 +45,29 @@ func (s *supervisor[C]) onLease(w *waiter[C]) {
 // whose dial is in flight (or whose room for one is being made) does not stop
 // it, but takes an idle connection of its key if one turns up, since that is
 // sooner than its dial.
+//
+// A share takes the least-loaded connection of its key: an idle one, else
+// the one carrying the fewest shares below WithOpsPerConn; only when every
+// one is at that depth is a connection dialed for it. While WithMaxInFlight
+// shares are out, a share waits like a lease when the pool is full.
 func (s *supervisor[C]) dispatch() {
 	for el := s.waiters.Front(); el != nil; {
 		w, next := el.Value, el.Next()
-		switch e := s.popIdle(w.key.Name); {
+		if w.share && s.inFlight >= s.shareCap {
+			if !w.dialing && !w.room {
+				return
+			}
+			el = next
+			continue
+		}
+		e := s.popIdle(w.key.Name)
+		if e == nil && w.share && !w.fresh {
+			e = s.conns.leastLoaded(w.key.Name, s.cfg.opsPerConn, s.now)
+		}
+		switch {
 		case e != nil:
 			s.waiters.Remove(el)
-			if w.fresh || s.cfg.validateOnLease {
+			if e.state == eIdle && (w.fresh || s.cfg.validateOnLease) {
 				s.check(e, w, validateOnLease)
 			} else {
 				s.deliver(w, e)
@@ -113,13 +134,25 @@ func (s *supervisor[C]) canDial(forWaiter bool) bool {
 	return s.conns.open+s.dialing < limit
 }
 
-// deliver hands e, idle, checked or just dialed, to w.
+// deliver hands e, idle, checked or just dialed, to w; for a share, e may
+// be carrying shares already.
 func (s *supervisor[C]) deliver(w *waiter[C], e *entry[C]) {
 	now := s.now
-	s.conns.move(e, eLeased)
-	e.leasedAt = now
+	if !e.shared {
+		s.conns.move(e, eLeased)
+		e.leasedAt = now
+	}
 	e.uses++
-	s.c.Leases++
+	if w.share {
+		if !e.shared {
+			s.conns.share(e)
+		}
+		e.shares++
+		s.inFlight++
+		s.c.Shares++
+	} else {
+		s.c.Leases++
+	}
 	wait := max(now.Sub(w.since), 0)
 	s.c.WaitTime += wait
 	s.c.MaxWait = max(s.c.MaxWait, wait)
@@ -151,7 +184,14 @@ func (s *supervisor[C]) onCancel(w *waiter[C]) {
 		// It was answered as it gave up: take a connection back.
 		select {
 		case r := <-w.reply:
-			if r.e != nil {
+			switch {
+			case r.e == nil:
+			case w.share:
+				s.c.Shares--
+				if r.e.shared { // unless a forced Close closed it
+					s.unshare(r.e, nil)
+				}
+			default:
 				s.c.Leases--
 				s.takeBack(r.e, nil) // never used: no hold to count
 			}
@@ -166,11 +206,37 @@ func (s *supervisor[C]) onRelease(e *entry[C], err error) {
 		// A forced Close closed it under its holder.
 		return
 	}
+	if e.shared {
+		s.unshare(e, err)
+		return
+	}
 	held := s.now.Sub(e.leasedAt)
 	s.c.UseTime += held
 	if s.obs != nil {
 		s.obs.Used(held)
 	}
+	s.takeBack(e, err)
+}
+
+// unshare takes back one share of e, which a discard (err non-nil) dooms:
+// it takes no new share and is closed when its last comes back. The last
+// share's return takes the connection back as a lease's release would.
+func (s *supervisor[C]) unshare(e *entry[C], err error) {
+	e.shares--
+	s.inFlight--
+	if err != nil && e.doomErr == nil {
+		e.doomErr = err
+	}
+	if e.shares > 0 {
+		return
+	}
+	s.conns.unshare(e)
+	held := s.now.Sub(e.leasedAt)
+	s.c.UseTime += held
+	if s.obs != nil {
+		s.obs.Used(held)
+	}
+	err, e.doomErr = e.doomErr, nil
 	s.takeBack(e, err)
 }
 

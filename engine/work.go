@@ -72,7 +72,7 @@ func (s *supervisor[C]) onDialed(m message[C]) {
 	switch {
 	case s.closed:
 		s.closeEntry(e, "pool closed")
-	case w != nil && w.state == wQueued:
+	case w != nil && w.state == wQueued && s.servable(s.oldestWaiting(m.key.Name)):
 		// The connection goes to the oldest waiter of its key, which is w
 		// unless two dials for the key finished out of order: strict FIFO.
 		// w, if younger, waits on (a dial's error, though, is w's alone).
@@ -83,6 +83,10 @@ func (s *supervisor[C]) onDialed(m message[C]) {
 		s.park(e)
 	}
 }
+
+// servable reports whether w may be handed a connection now: a share may
+// not while WithMaxInFlight shares are out.
+func (s *supervisor[C]) servable(w *waiter[C]) bool { return !w.share || s.inFlight < s.shareCap }
 
 // oldestWaiting returns the oldest queued waiter for key; the caller knows
 // there is one.
@@ -197,8 +201,14 @@ func (s *supervisor[C]) onChecked(e *entry[C], w *waiter[C], kind checkKind, key
 		if waiting {
 			s.fail(w, ErrClosed)
 		}
-	case waiting:
+	case waiting && s.servable(w):
 		s.deliver(w, e)
+	case waiting:
+		// A share past WithMaxInFlight: back to the front, to be served
+		// as the first share comes back.
+		w.state = wQueued
+		w.elem = s.waiters.PushFront(w)
+		s.park(e)
 	default:
 		s.park(e)
 	}
@@ -207,6 +217,10 @@ func (s *supervisor[C]) onChecked(e *entry[C], w *waiter[C], kind checkKind, key
 // closeEntry closes e on a worker. e keeps its slot, and counts against the
 // max size, until the Connector's Close has returned.
 func (s *supervisor[C]) closeEntry(e *entry[C], why string) {
+	// A connection closed under its shares (a forced Close) takes them
+	// with it: their returns find it closing and do nothing.
+	s.inFlight -= e.shares
+	e.shares, e.doomErr = 0, nil
 	s.conns.move(e, eClosing)
 	if s.cfg.logger.Enabled(context.Background(), slog.LevelDebug) {
 		s.cfg.logger.Debug("engine: close", "slot", e.slot, "key", e.key, "why", why)

@@ -44,6 +44,7 @@ type config struct {
 	retryBroken    bool            // true: Do retries once on a fresh connection
 	logger         *slog.Logger    // slog.Default(): the availability log
 	maxSize        int             // 10, as the engine's
+	opsPerConn     int             // defaultOpsPerConn operations in flight on one service connection (Do, Search, Compare)
 	engine         []engine.Option // the pool knobs below, in the order given, for both pools
 }
 
@@ -61,6 +62,7 @@ func defaultConfig() config {
 		retryBroken:    true,
 		logger:         slog.Default(),
 		maxSize:        10,
+		opsPerConn:     defaultOpsPerConn,
 	}
 }
 
@@ -176,6 +178,28 @@ func WithPoolOptions(opts ...engine.Option) Option {
 func WithMaxSize(n int) Option {
 	return optionFunc(func(c *config) { c.maxSize = n; c.engine = append(c.engine, engine.WithMaxSize(n)) })
 }
+
+// defaultOpsPerConn is how many operations of the service identity one
+// connection carries at once by default (docs/benchmarks.md has the
+// measurements it was chosen by).
+const defaultOpsPerConn = 8
+
+// WithOpsPerConn sets how many operations of the service identity (Do,
+// Search, Compare) one connection carries at once: go-ldap multiplexes them
+// by message ID, so a pool of WithMaxSize connections serves up to
+// WithMaxSize × n operations in flight, not WithMaxSize. An operation goes
+// to the least-loaded connection, in the same first-come first-served queue
+// as leases; a connection is dialed only when every one carries n. Lease,
+// LeaseAs, DoAs and Authenticate always take a whole connection. 1 gives
+// every operation a connection of its own. Default 8.
+func WithOpsPerConn(n int) Option {
+	return optionFunc(func(c *config) { c.opsPerConn = n; c.engine = append(c.engine, engine.WithOpsPerConn(n)) })
+}
+
+// WithMaxInFlight caps the operations in flight across the service pool's
+// shared connections; past it an operation waits its turn (or fails at once
+// with WithFailFast). Default 0: WithMaxSize × WithOpsPerConn.
+func WithMaxInFlight(n int) Option { return engineOption(engine.WithMaxInFlight(n)) }
 
 // WithMinIdle keeps at least n idle connections bound as the service
 // identity, dialing in the background with backoff. A refused service

@@ -96,10 +96,11 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	// the order given, then the bind lane's own size.
 	base := []engine.Option{engine.WithConnectTimeout(cfg.dialTimeout(len(servers))),
 		engine.WithValidateTimeout(cfg.opTimeout)}
-	mainOpts := append(append(slices.Clip(base), engine.WithDefaultKey(p.service)), cfg.engine...)
+	mainOpts := append(append(slices.Clip(base), engine.WithDefaultKey(p.service), engine.WithOpsPerConn(cfg.opsPerConn)), cfg.engine...)
 	mainOpts = append(mainOpts, engine.WithName(cfg.name))
 	authOpts := append(append(slices.Clip(base), cfg.engine...),
 		engine.WithMaxSize(cfg.authPoolSize), engine.WithMinIdle(0), engine.WithSoftLimit(0),
+		engine.WithOpsPerConn(1), engine.WithMaxInFlight(0),
 		engine.WithName(cfg.name+"/bind"))
 	var err error
 	if p.main, err = engine.New[*Conn](conn, mainOpts...); err != nil {

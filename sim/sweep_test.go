@@ -3,7 +3,6 @@ package sim_test
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -51,18 +50,12 @@ func TestSweepAndAdvise(t *testing.T) {
 		}
 		res.Advice = &a
 
-		var table, svg bytes.Buffer
+		var table bytes.Buffer
 		if err := res.WriteTable(&table); err != nil {
 			t.Fatal(err)
 		}
 		if lines := strings.Count(table.String(), "\n"); lines < 10 || !strings.Contains(table.String(), "advisor:") {
 			t.Errorf("sweep table:\n%s\nwant a header, 5 rows and the advice", table.String())
-		}
-		if err := res.WriteChart(&svg); err != nil {
-			t.Fatal(err)
-		}
-		if err := xml.Unmarshal(svg.Bytes(), new(struct{ XMLName xml.Name })); err != nil || !bytes.HasPrefix(svg.Bytes(), []byte("<svg")) {
-			t.Errorf("chart is not an SVG document: %v", err)
 		}
 	})
 }
@@ -75,17 +68,6 @@ func TestAdviseSkipsRunsWithTimeouts(t *testing.T) {
 	}
 	if a := sim.Advise(runs, 5*time.Millisecond); !a.Found || a.Size != 2 {
 		t.Fatalf("Advise = %+v; want size 2: size 1 timed out, size 3 was interrupted", a)
-	}
-}
-
-func TestChartOfOneRun(t *testing.T) {
-	res := &sim.SweepResult{Runs: []*sim.Report{{PoolSize: 4}}}
-	var svg bytes.Buffer
-	if err := res.WriteChart(&svg); err != nil {
-		t.Fatalf("chart of one run with zero figures: %v", err)
-	}
-	if err := (&sim.SweepResult{}).WriteChart(&svg); err == nil {
-		t.Fatal("chart of no runs = nil error")
 	}
 }
 

@@ -66,10 +66,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	defer closeBackend()
 
 	cfg := sim.Config{Workload: o.workload, Pool: o.pool, Duration: o.duration, Seed: o.seed}
-	var line *sim.ProgressLine
+	var line *progressLine
 	if !o.quiet && isTerminal(stderr) {
-		line = sim.NewProgressLine(stderr)
-		cfg.Progress = line.Update
+		line = newProgressLine(stderr)
+		cfg.Progress = line.update
 	}
 	interrupted, err := measure(ctx, o, backend, cfg, stdout, line)
 	if err != nil {
@@ -84,10 +84,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // measure runs the simulation, or the sweep, and writes its report.
-func measure(ctx context.Context, o *options, b sim.Backend, cfg sim.Config, stdout io.Writer, line *sim.ProgressLine) (interrupted bool, err error) {
+func measure(ctx context.Context, o *options, b sim.Backend, cfg sim.Config, stdout io.Writer, line *progressLine) (interrupted bool, err error) {
 	clearLine := func() {
 		if line != nil {
-			line.Clear()
+			line.clear()
 		}
 	}
 	if o.sweep == nil {
@@ -119,15 +119,15 @@ func measure(ctx context.Context, o *options, b sim.Backend, cfg sim.Config, std
 	if err != nil || o.chart == "" {
 		return interrupted, err
 	}
-	return interrupted, writeChart(o.chart, res)
+	return interrupted, saveChart(o.chart, res)
 }
 
-func writeChart(path string, res *sim.SweepResult) error {
+func saveChart(path string, res *sim.SweepResult) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
-	if err := res.WriteChart(f); err != nil {
+	if err := writeChart(f, res); err != nil {
 		f.Close()
 		return err
 	}

@@ -1,4 +1,4 @@
-package sim
+package main
 
 import (
 	"fmt"
@@ -6,22 +6,24 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/fairpool/ldappool/sim"
 )
 
-// ProgressLine keeps one status line up to date on a terminal: each Update
+// progressLine keeps one status line up to date on a terminal: each update
 // returns the cursor to the start of the line and overwrites it. Its methods
 // are safe for concurrent use.
-type ProgressLine struct {
+type progressLine struct {
 	mu    sync.Mutex
 	w     io.Writer
 	width int // of the last line written, to blank out its tail
 }
 
-// NewProgressLine returns a ProgressLine writing to w, usually os.Stderr.
-func NewProgressLine(w io.Writer) *ProgressLine { return &ProgressLine{w: w} }
+// newProgressLine returns a progressLine writing to w, usually os.Stderr.
+func newProgressLine(w io.Writer) *progressLine { return &progressLine{w: w} }
 
-// Update rewrites the line with p. Pass it as Config.Progress.
-func (l *ProgressLine) Update(p Progress) {
+// update rewrites the line with p. Pass it as sim.Config.Progress.
+func (l *progressLine) update(p sim.Progress) {
 	rate := 0.0
 	if p.Elapsed > 0 {
 		rate = float64(p.Ops) / p.Elapsed.Seconds()
@@ -31,10 +33,10 @@ func (l *ProgressLine) Update(p Progress) {
 	l.write(line)
 }
 
-// Clear blanks the line, so that what is printed next starts on a clean one.
-func (l *ProgressLine) Clear() { l.write("") }
+// clear blanks the line, so that what is printed next starts on a clean one.
+func (l *progressLine) clear() { l.write("") }
 
-func (l *ProgressLine) write(line string) {
+func (l *progressLine) write(line string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if line == "" && l.width == 0 {

@@ -1,23 +1,30 @@
-package sim
+package main
 
 import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
 	chart "github.com/wcharczuk/go-chart/v2"
 	"github.com/wcharczuk/go-chart/v2/drawing"
+
+	"github.com/fairpool/ldappool/sim"
 )
 
-// WriteChart draws the sizing curve as an SVG image: the lease-wait p50 and
-// p99 (milliseconds, right axis) and the throughput (operations a second,
-// left axis) against pool size.
-func (s *SweepResult) WriteChart(w io.Writer) error {
-	runs := sortedBySize(s.Runs)
+// The chart lives in the command, not in package sim, so that a program
+// importing sim does not pull the chart library and its dependencies.
+
+// writeChart draws the sizing curve of s as an SVG image: the lease-wait p50
+// and p99 (milliseconds, right axis) and the throughput (operations a
+// second, left axis) against pool size.
+func writeChart(w io.Writer, s *sim.SweepResult) error {
+	runs := slices.Clone(s.Runs)
+	slices.SortStableFunc(runs, func(a, b *sim.Report) int { return a.PoolSize - b.PoolSize })
 	if len(runs) == 0 {
-		return errors.New("sim: chart: no runs to draw")
+		return errors.New("chart: no runs to draw")
 	}
 	var sizes, p50, p99, tput []float64
 	var ticks []chart.Tick
@@ -70,7 +77,7 @@ func (s *SweepResult) WriteChart(w io.Writer) error {
 	}
 	c.Elements = []chart.Renderable{chart.LegendThin(&c)}
 	if err := c.Render(chart.SVG, w); err != nil {
-		return fmt.Errorf("sim: chart: %w", err)
+		return fmt.Errorf("chart: %w", err)
 	}
 	return nil
 }

@@ -18,7 +18,10 @@
 // The same seed gives the same arrival schedule and the same sequences of
 // think times and latencies. The Model's delays are timers, so inside a
 // testing/synctest bubble a run of simulated minutes takes no real time and
-// its figures are exact.
+// its figures are exact. On the real clock they last what was drawn even
+// where the host's timers are coarse (about 1ms on many VMs): the model
+// watches the last stretch of each delay instead of leaving it to a timer.
+// A report says the granularity it measured.
 //
 // The shortest use:
 //

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/fairpool/ldappool/engine"
-	"github.com/fairpool/ldappool/internal/ctxtime"
 )
 
 var (
@@ -60,13 +59,15 @@ func (c ModelConfig) Validate() error {
 // distribution, at most MaxConns connections are accepted, and a fault
 // schedule takes the server down, slows it or drops its connections. Its
 // delays are timers, so inside a testing/synctest bubble a run of simulated
-// minutes takes no real time.
+// minutes takes no real time; on the real clock they last what they should
+// even below the host's timer granularity (see clock).
 //
 // A Model is the engine.Connector of the pools a run makes, and a Backend;
 // its methods are safe for concurrent use.
 type Model struct {
-	cfg ModelConfig
-	lat *sampler
+	cfg   ModelConfig
+	lat   *sampler
+	clock *clock
 
 	mu       sync.Mutex
 	start    time.Time // of the run: the fault schedule's zero
@@ -87,6 +88,7 @@ func NewModel(cfg ModelConfig) (*Model, error) {
 	return &Model{
 		cfg:    cfg,
 		lat:    newSampler(cfg.Latency, cfg.Seed),
+		clock:  newClock(),
 		start:  time.Now(),
 		played: make([]bool, len(cfg.Faults)),
 		conns:  map[*ModelConn]struct{}{},
@@ -112,7 +114,7 @@ func (c *ModelConn) Op(ctx context.Context) error {
 	if f := c.m.slowFactor(time.Now()); f != 1 {
 		d = time.Duration(float64(d) * f)
 	}
-	if err := ctxtime.Sleep(ctx, d); err != nil {
+	if err := c.m.clock.delay(ctx, d); err != nil {
 		return err
 	}
 	if c.m.broken(c, time.Now()) {
@@ -128,7 +130,7 @@ func (m *Model) Connect(ctx context.Context, _ engine.Key) (*ModelConn, error) {
 		m.refuse()
 		return nil, ErrServerDown
 	}
-	if err := ctxtime.Sleep(ctx, m.cfg.ConnectCost); err != nil {
+	if err := m.clock.sleep(ctx, m.cfg.ConnectCost); err != nil {
 		return nil, err
 	}
 	now := time.Now()
@@ -254,6 +256,12 @@ func (m *Model) Name() string {
 	}
 	return b.String()
 }
+
+// TimerGranularity returns the host's timer granularity as the model
+// measured it when it was made: the model's delays shorter than it are
+// watched to their end rather than left to a timer. It is 0 inside a
+// testing/synctest bubble.
+func (m *Model) TimerGranularity() time.Duration { return m.clock.grain }
 
 // Start implements Backend: the fault schedule starts again from now, and the
 // server's counters from the connections open now.

@@ -148,3 +148,24 @@ func TestModelConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+// On the real clock, whose timers may be a millisecond coarse, the model's
+// operations must still last what they were drawn to on average: a mean of
+// a few hundred microseconds, not the timer's millisecond.
+func TestModelSubMillisecondLatencyOnTheRealClock(t *testing.T) {
+	const mean = 400 * time.Microsecond
+	m := newModel(t, sim.ModelConfig{Latency: sim.Latency{Dist: sim.Constant, Mean: mean}})
+	rep := run(t, m, sim.Config{
+		Workload: sim.Workload{Kind: sim.Closed, Clients: 8},
+		Pool:     sim.PoolConfig{Size: 4},
+		Duration: 300 * time.Millisecond,
+	})
+	t.Logf("timer granularity %v (model) %v (run); %d operations, %v", m.TimerGranularity(), rep.TimerGranularity, rep.Ops, rep.OpLatency)
+	if rep.OpLatency.Count < 200 {
+		t.Fatalf("%d operations in 300ms; want a few hundred to average over", rep.OpLatency.Count)
+	}
+	if got := rep.OpLatency.Mean; got < mean*9/10 || got > mean*11/10 {
+		t.Fatalf("mean operation time %v over %d operations; want %v ± 10%% (timer granularity %v)",
+			got, rep.OpLatency.Count, mean, m.TimerGranularity())
+	}
+}

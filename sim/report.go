@@ -26,6 +26,9 @@ type Report struct {
 	Duration    time.Duration `json:"duration_ns"` // asked for
 	Elapsed     time.Duration `json:"elapsed_ns"`  // measured: shorter if Interrupted
 	Interrupted bool          `json:"interrupted"` // the caller's context ended the run early
+	// TimerGranularity is how much later than asked a short sleep ended on
+	// this host as the run started (MeasureTimerGranularity).
+	TimerGranularity time.Duration `json:"timer_granularity_ns"`
 
 	Ops        int64       `json:"ops"`              // operations completed without error
 	Throughput float64     `json:"throughput_per_s"` // Ops per second of Elapsed
@@ -224,6 +227,12 @@ func (r *Report) WriteTable(w io.Writer) error {
 		row("interrupted", "after %v: the figures cover the time measured", round(r.Elapsed))
 	}
 	row("throughput", "%.1f ops/s (%d operations in %v)", r.Throughput, r.Ops, round(r.Elapsed))
+	if r.TimerGranularity > fineTimers {
+		row("timer", "granularity %v: a shorter sleep ends that late here; the server model's delays are kept exact, think times and arrival gaps are not",
+			round(r.TimerGranularity))
+	} else {
+		row("timer", "granularity %v", round(r.TimerGranularity))
+	}
 	row("lease wait", "%s", r.Wait)
 	row("operation", "%s", r.OpLatency)
 	row("fairness", "Jain's index %.4f across %s (%d to %d operations each)",

@@ -78,6 +78,7 @@ func Run(ctx context.Context, b Backend, cfg Config) (*Report, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	grain := timerGranularity(b)
 	b.Start()
 	targets := make([]Target, 0, cfg.Workload.processes())
 	for range cfg.Workload.processes() {
@@ -88,12 +89,21 @@ func Run(ctx context.Context, b Backend, cfg Config) (*Report, error) {
 		}
 		targets = append(targets, t)
 	}
-	r := &runner{cfg: cfg, b: b, targets: targets, poolSize: targets[0].Stats().MaxSize}
+	r := &runner{cfg: cfg, b: b, targets: targets, poolSize: targets[0].Stats().MaxSize, grain: grain}
 	r.recs = make([]*clientRec, cfg.Workload.clients())
 	for i := range r.recs {
 		r.recs[i] = &clientRec{}
 	}
 	return r.run(ctx), nil
+}
+
+// timerGranularity returns the host's timer granularity as b measured it,
+// or measures it when b did not (only the Model does).
+func timerGranularity(b Backend) time.Duration {
+	if t, ok := b.(interface{ TimerGranularity() time.Duration }); ok {
+		return t.TimerGranularity()
+	}
+	return MeasureTimerGranularity()
 }
 
 // runner is one run in progress.
@@ -102,7 +112,8 @@ type runner struct {
 	b        Backend
 	targets  []Target
 	poolSize int
-	recs     []*clientRec // one a client
+	grain    time.Duration // the timer granularity measured as the run started
+	recs     []*clientRec  // one a client
 
 	ops        atomic.Int64
 	errs       atomic.Int64
@@ -342,6 +353,8 @@ func (r *runner) report(elapsed time.Duration, p peaks) *Report {
 		Duration:  r.cfg.Duration,
 		Elapsed:   elapsed,
 		PeakOpen:  p.open,
+
+		TimerGranularity: r.grain,
 	}
 	var waits, latencies []time.Duration
 	perClient := make([]float64, len(r.recs))

@@ -6,8 +6,11 @@
 //
 // A run needs a Backend, the server its pools connect to and the factory of
 // those pools: the in-process server Model (latency distribution, connect
-// cost, connection limit, fault schedule), the embedded LDAP server of package
-// ldaptest, or a directory by URL. Workloads are closed-loop clients with
+// cost, connection limit, how many operations it works on at once, fault
+// schedule), the embedded LDAP server of package ldaptest, or a directory by
+// URL. A pool whose connections carry several operations at once
+// (PoolConfig.Depth, engine.WithOpsPerConn) gives each request a share of a
+// connection instead of a whole one; the model overlaps them. Workloads are closed-loop clients with
 // think time, open Poisson arrivals, bursts, and a multi-process deployment
 // (P processes each with its own pool of T threads, as Keystone runs under
 // mod_wsgi) whose server-side total is what the report's server line shows.

@@ -146,10 +146,30 @@ func (b *LDAP) Server() ServerStats {
 
 // NewTarget implements Backend: an ldapconn.Pool over the directory.
 func (b *LDAP) NewTarget(pc PoolConfig) (Target, error) {
-	// PoolConfig speaks the engine's options (the model pool takes them as
-	// they are); one mapping serves both targets.
-	//lint:ignore SA1019 sim's PoolConfig speaks the engine's options
-	opts := []ldapconn.Option{ldapconn.WithPoolOptions(pc.EngineOptions()...)}
+	// The depth is always given: ldapconn's default is not the engine's.
+	opts := []ldapconn.Option{ldapconn.WithOpsPerConn(pc.depth())}
+	if pc.Size != 0 {
+		opts = append(opts, ldapconn.WithMaxSize(pc.Size))
+	}
+	if pc.MaxInFlight != 0 {
+		opts = append(opts, ldapconn.WithMaxInFlight(pc.MaxInFlight))
+	}
+	if pc.MinIdle != 0 {
+		opts = append(opts, ldapconn.WithMinIdle(pc.MinIdle))
+	}
+	if pc.WaitTimeout != 0 {
+		opts = append(opts, ldapconn.WithWaitTimeout(pc.WaitTimeout))
+	}
+	if pc.MaxLifetime != 0 {
+		opts = append(opts, ldapconn.WithMaxLifetime(pc.MaxLifetime))
+	}
+	if pc.FailFast {
+		opts = append(opts, ldapconn.WithFailFast())
+	}
+	if len(pc.Options) > 0 {
+		//lint:ignore SA1019 PoolConfig.Options are engine options, for settings sim does not name
+		opts = append(opts, ldapconn.WithPoolOptions(pc.Options...))
+	}
 	if b.cfg.BindDN != "" || b.cfg.Password != "" {
 		opts = append(opts, ldapconn.WithBind(b.cfg.BindDN, b.cfg.Password))
 	}
@@ -160,7 +180,7 @@ func (b *LDAP) NewTarget(pc PoolConfig) (Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ldapTarget{b: b, p: p}, nil
+	return &ldapTarget{b: b, p: p, shared: pc.depth() > 1}, nil
 }
 
 // user draws the number of the user the next operation looks up.
@@ -171,24 +191,45 @@ func (b *LDAP) user() int {
 }
 
 type ldapTarget struct {
-	b *LDAP
-	p *ldapconn.Pool
+	b      *LDAP
+	p      *ldapconn.Pool
+	shared bool // depth above 1: operations go through the pool's Do
 }
 
-func (t *ldapTarget) Lease(ctx context.Context) (Leased, error) {
+// Do leases a whole connection at depth 1. Above it, it runs the operation
+// through the pool's Do, which is how ldapconn puts several operations on a
+// connection at once: it has no lease of a share.
+func (t *ldapTarget) Do(ctx context.Context, use func(Conn) error) error {
+	if t.shared {
+		used := false
+		err := t.p.Do(ctx, func(c ldap.Client) error {
+			used = true
+			return use(ldapConn{b: t.b, c: c})
+		})
+		if used {
+			return nil
+		}
+		return err
+	}
 	l, err := t.p.Lease(ctx)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return &ldapLease{Lease: l, b: t.b}, nil
+	if err := use(ldapConn{b: t.b, c: l.Client()}); err != nil {
+		l.Discard(err)
+		return nil
+	}
+	l.Release()
+	return nil
 }
 
 func (t *ldapTarget) Stats() engine.Stats             { return t.p.Stats() }
 func (t *ldapTarget) Close(ctx context.Context) error { return t.p.Close(ctx) }
 
-type ldapLease struct {
-	*ldapconn.Lease
+// ldapConn is a leased connection, or the client of the pool's Do.
+type ldapConn struct {
 	b *LDAP
+	c ldap.Client
 }
 
 // errNoUser is returned when the search for a seeded user of the embedded
@@ -197,9 +238,9 @@ var errNoUser = errors.New("sim: seeded user not found")
 
 // Op searches for one user. The lease's context (the run's) bounds it, as
 // ldapconn enforces on every operation; ctx is the same context.
-func (l *ldapLease) Op(context.Context) error {
+func (l ldapConn) Op(context.Context) error {
 	n := l.b.user()
-	res, err := l.Client().Search(ldap.NewSearchRequest(l.b.cfg.SearchBase,
+	res, err := l.c.Search(ldap.NewSearchRequest(l.b.cfg.SearchBase,
 		ldap.ScopeWholeSubtree, ldap.NeverDerefAliases, 0, 0, false,
 		fmt.Sprintf("(uid=user%d)", n), []string{"dn"}, nil))
 	if err != nil {

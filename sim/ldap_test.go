@@ -81,3 +81,39 @@ func TestRunWithAWrongPasswordCountsConnectErrors(t *testing.T) {
 		t.Fatalf("ops %d, errors %v %v; want only connect errors saying invalid credentials", rep.Ops, rep.Errors, rep.Errors.First)
 	}
 }
+
+func TestRunAgainstTheEmbeddedServerAtDepth(t *testing.T) {
+	b, err := sim.NewEmbedded(sim.EmbeddedConfig{Latency: sim.Latency{Dist: sim.Constant, Mean: 2 * time.Millisecond}, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rep, err := sim.Run(t.Context(), b, sim.Config{
+		Workload: sim.Workload{Kind: sim.Closed, Clients: 8},
+		Pool:     sim.PoolConfig{Size: 2, Depth: 4},
+		Duration: 300 * time.Millisecond,
+		Seed:     1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Ops == 0 || rep.Errors.Total() != 0 || rep.Depth != 4 {
+		t.Fatalf("%d searches at depth %d, errors %v %v; want searches at depth 4 and no errors",
+			rep.Ops, rep.Depth, rep.Errors, rep.Errors.First)
+	}
+	if rep.Server.Peak > 2 || rep.Opened > 2 {
+		t.Errorf("server peak %d, pools opened %d; want at most the pool's 2 connections", rep.Server.Peak, rep.Opened)
+	}
+	// ldapconn puts several operations on a connection through Do once it
+	// multiplexes; until then each search has a connection of its own.
+	if rep.Shares > 0 && rep.PeakLeased <= 2 {
+		t.Errorf("%d shares handed out, yet at most %d searches in flight; want more than the 2 connections", rep.Shares, rep.PeakLeased)
+	}
+	var table strings.Builder
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Shares == 0 && !strings.Contains(table.String(), "no shares were handed out") {
+		t.Errorf("no shares, and the report does not say so:\n%s", table.String())
+	}
+}

@@ -28,11 +28,16 @@ var (
 
 // ModelConfig describes the in-process server model.
 type ModelConfig struct {
-	Latency     Latency       // of each operation
+	Latency     Latency       // of each operation, once the server works on it
 	ConnectCost time.Duration // of each connect, bind included
 	MaxConns    int           // connections the server accepts at once; 0: no limit
-	Faults      []Fault       // played from the start of each run
-	Seed        uint64        // seeds the latency draws
+	// Concurrency is how many operations the server works on at once, over
+	// all its connections, as slapd's worker threads or a CPU-bound
+	// server's cores; the others wait their turn, first come first served,
+	// and the wait counts in their latency. 0: no limit.
+	Concurrency int
+	Faults      []Fault // played from the start of each run
+	Seed        uint64  // seeds the latency draws
 }
 
 // Validate reports the first setting of c that makes no sense.
@@ -46,6 +51,9 @@ func (c ModelConfig) Validate() error {
 	if c.MaxConns < 0 {
 		return fmt.Errorf("sim: max server connections %d: must not be negative", c.MaxConns)
 	}
+	if c.Concurrency < 0 {
+		return fmt.Errorf("sim: server concurrency %d: must not be negative", c.Concurrency)
+	}
 	for _, f := range c.Faults {
 		if err := f.Validate(); err != nil {
 			return err
@@ -56,8 +64,12 @@ func (c ModelConfig) Validate() error {
 
 // Model is an in-process model of an LDAP server: connecting costs
 // ConnectCost, each operation takes a latency drawn from a seeded
-// distribution, at most MaxConns connections are accepted, and a fault
-// schedule takes the server down, slows it or drops its connections. Its
+// distribution, at most MaxConns connections are accepted, at most
+// Concurrency operations are worked on at once, and a fault schedule takes
+// the server down, slows it or drops its connections. Operations on one
+// connection overlap, as LDAP's message IDs let them: a pool that puts
+// several on a connection at once (engine.WithOpsPerConn) gets each its own
+// latency, and they contend only for the server's Concurrency. Its
 // delays are timers, so inside a testing/synctest bubble a run of simulated
 // minutes takes no real time; on the real clock they last what they should
 // even below the host's timer granularity (see clock).
@@ -68,6 +80,7 @@ type Model struct {
 	cfg   ModelConfig
 	lat   *sampler
 	clock *clock
+	work  chan struct{} // a place for each operation the server works on; nil: no limit
 
 	mu       sync.Mutex
 	start    time.Time // of the run: the fault schedule's zero
@@ -85,7 +98,12 @@ func NewModel(cfg ModelConfig) (*Model, error) {
 		return nil, err
 	}
 	cfg.Faults = append([]Fault(nil), cfg.Faults...)
+	var work chan struct{}
+	if cfg.Concurrency > 0 {
+		work = make(chan struct{}, cfg.Concurrency)
+	}
 	return &Model{
+		work:   work,
 		cfg:    cfg,
 		lat:    newSampler(cfg.Latency, cfg.Seed),
 		clock:  newClock(),
@@ -103,12 +121,24 @@ type ModelConn struct {
 	closed bool // the client closed it; guarded by m.mu
 }
 
-// Op runs one operation: it waits the model's latency, longer during a Slow
+// Op runs one operation: it waits for the server to take it up (see
+// ModelConfig.Concurrency), then the model's latency, longer during a Slow
 // fault, and fails with ErrConnBroken if a fault broke the connection before
-// or during it. It returns ctx's error if ctx ends first.
+// or during it. It returns ctx's error if ctx ends first. Several Ops may
+// run on one connection at once.
 func (c *ModelConn) Op(ctx context.Context) error {
 	if c.m.broken(c, time.Now()) {
 		return ErrConnBroken
+	}
+	if c.m.work != nil {
+		// A channel's blocked senders go in the order they came: the
+		// server takes operations up first come, first served.
+		select {
+		case c.m.work <- struct{}{}:
+			defer func() { <-c.m.work }()
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 	d := c.m.lat.next()
 	if f := c.m.slowFactor(time.Now()); f != 1 {
@@ -245,6 +275,9 @@ func (m *Model) Name() string {
 	fmt.Fprintf(&b, "server model: latency %v, connect %v", m.cfg.Latency, m.cfg.ConnectCost)
 	if m.cfg.MaxConns > 0 {
 		fmt.Fprintf(&b, ", at most %d connections", m.cfg.MaxConns)
+	}
+	if m.cfg.Concurrency > 0 {
+		fmt.Fprintf(&b, ", %d operations at once", m.cfg.Concurrency)
 	}
 	for i, f := range m.cfg.Faults {
 		if i == 0 {

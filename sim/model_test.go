@@ -3,6 +3,9 @@ package sim_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -168,4 +171,59 @@ func TestModelSubMillisecondLatencyOnTheRealClock(t *testing.T) {
 		t.Fatalf("mean operation time %v over %d operations; want %v ± 10%% (timer granularity %v)",
 			got, rep.OpLatency.Count, mean, m.TimerGranularity())
 	}
+}
+
+func TestModelOperationsOverlapOnAConnection(t *testing.T) {
+	for _, tc := range []struct {
+		concurrency int
+		want        []time.Duration // when each of 4 operations started together ends
+	}{
+		{0, []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond, 10 * time.Millisecond}},
+		{2, []time.Duration{10 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond, 20 * time.Millisecond}},
+	} {
+		t.Run(fmt.Sprintf("concurrency %d", tc.concurrency), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := constant(10 * time.Millisecond)
+				cfg.Concurrency = tc.concurrency
+				m := newModel(t, cfg)
+				c, _ := m.Connect(t.Context(), engine.Key{})
+				defer m.Close(c)
+				start := time.Now()
+				ends := make([]time.Duration, len(tc.want))
+				var wg sync.WaitGroup
+				for i := range ends {
+					wg.Go(func() {
+						if err := c.Op(t.Context()); err != nil {
+							t.Errorf("Op: %v", err)
+						}
+						ends[i] = time.Since(start)
+					})
+				}
+				wg.Wait()
+				slices.Sort(ends)
+				if !slices.Equal(ends, tc.want) {
+					t.Fatalf("4 operations at once on one connection ended after %v; want %v", ends, tc.want)
+				}
+			})
+		})
+	}
+}
+
+func TestModelConcurrencyWaitHonoursContext(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := constant(time.Hour)
+		cfg.Concurrency = 1
+		m := newModel(t, cfg)
+		c, _ := m.Connect(t.Context(), engine.Key{})
+		defer m.Close(c)
+		busy, cancelBusy := context.WithCancel(t.Context())
+		go c.Op(busy)
+		synctest.Wait()
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if err := c.Op(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Op waiting for the server's one worker, with a 1s context = %v; want DeadlineExceeded", err)
+		}
+		cancelBusy()
+	})
 }

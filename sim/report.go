@@ -20,6 +20,7 @@ type Report struct {
 	Backend     string        `json:"backend"`
 	Workload    Workload      `json:"workload"`
 	PoolSize    int           `json:"pool_size"` // of each process's pool
+	Depth       int           `json:"depth"`     // operations a connection carries at once (engine.WithOpsPerConn)
 	Processes   int           `json:"processes"` // pools in the run
 	Clients     int           `json:"clients"`   // fairness is measured across these
 	Seed        uint64        `json:"seed"`
@@ -42,7 +43,8 @@ type Report struct {
 	Opened     uint64      `json:"conns_opened"` // connections the pools opened, all pools
 	Closed     uint64      `json:"conns_closed"` // connections the pools closed before the run ended
 	PeakOpen   int         `json:"peak_open"`    // most connections the pools held open at once, all pools (sampled)
-	PeakLeased int         `json:"peak_leased"`  // most connections leased at once, all pools
+	PeakLeased int         `json:"peak_leased"`  // most operations holding a connection, or a share of one, at once, all pools
+	Shares     uint64      `json:"shares"`       // shares of connections the pools handed out (Depth above 1)
 	Server     ServerStats `json:"server"`       // what the server saw
 
 	Errors     Errors `json:"errors"`
@@ -237,8 +239,16 @@ func (r *Report) WriteTable(w io.Writer) error {
 	row("operation", "%s", r.OpLatency)
 	row("fairness", "Jain's index %.4f across %s (%d to %d operations each)",
 		r.Fairness, plural(r.Clients, "client"), r.ClientOpsMin, r.ClientOpsMax)
-	row("connections", "opened %d, closed %d; peak open %d of %d (sampled), peak leased %d",
-		r.Opened, r.Closed, r.PeakOpen, r.PoolSize*r.Processes, r.PeakLeased)
+	if r.Depth > 1 {
+		row("connections", "opened %d, closed %d; peak open %d of %d (sampled), peak in flight %d of %d",
+			r.Opened, r.Closed, r.PeakOpen, r.PoolSize*r.Processes, r.PeakLeased, r.PoolSize*r.Depth*r.Processes)
+		if r.Shares == 0 && r.Ops > 0 {
+			row("", "no shares were handed out: each operation had a connection of its own, as at depth 1")
+		}
+	} else {
+		row("connections", "opened %d, closed %d; peak open %d of %d (sampled), peak leased %d",
+			r.Opened, r.Closed, r.PeakOpen, r.PoolSize*r.Processes, r.PeakLeased)
+	}
 	if r.Server.Known {
 		row("server", "peak open %d, accepted %d, refused %d", r.Server.Peak, r.Server.Accepted, r.Server.Refused)
 	} else {
@@ -257,11 +267,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 }
 
 func (r *Report) poolDescription() string {
-	if r.Processes > 1 {
-		return fmt.Sprintf("pool size %d in each of %d processes (%d connections at most)",
-			r.PoolSize, r.Processes, r.PoolSize*r.Processes)
+	depth := ""
+	if r.Depth > 1 {
+		depth = fmt.Sprintf(", %d operations per connection", r.Depth)
 	}
-	return fmt.Sprintf("pool size %d", r.PoolSize)
+	if r.Processes > 1 {
+		return fmt.Sprintf("pool size %d%s in each of %d processes (%d connections at most)",
+			r.PoolSize, depth, r.Processes, r.PoolSize*r.Processes)
+	}
+	return fmt.Sprintf("pool size %d%s", r.PoolSize, depth)
 }
 
 // String writes p on one line, as the report's table does.

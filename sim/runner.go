@@ -42,6 +42,7 @@ func (c Config) Validate() error {
 type Progress struct {
 	Elapsed, Duration time.Duration
 	PoolSize          int   // of each process's pool
+	Depth             int   // operations a connection carries at once
 	Ops               int64 // operations completed so far
 	Errors            int64 // requests failed so far
 	Open              int   // connections the pools hold, all pools
@@ -89,7 +90,8 @@ func Run(ctx context.Context, b Backend, cfg Config) (*Report, error) {
 		}
 		targets = append(targets, t)
 	}
-	r := &runner{cfg: cfg, b: b, targets: targets, poolSize: targets[0].Stats().MaxSize, grain: grain}
+	st := targets[0].Stats()
+	r := &runner{cfg: cfg, b: b, targets: targets, poolSize: st.MaxSize, depth: max(st.OpsPerConn, 1), grain: grain}
 	r.recs = make([]*clientRec, cfg.Workload.clients())
 	for i := range r.recs {
 		r.recs[i] = &clientRec{}
@@ -112,6 +114,7 @@ type runner struct {
 	b        Backend
 	targets  []Target
 	poolSize int
+	depth    int           // operations a connection carries at once
 	grain    time.Duration // the timer granularity measured as the run started
 	recs     []*clientRec  // one a client
 
@@ -184,65 +187,70 @@ func (r *runner) dispatch(ctx context.Context, start time.Time, wg *sync.WaitGro
 	}
 }
 
-// request leases a connection from t, runs the operation and gives the
-// connection back, recording what happened in rec. It reports whether the
-// request failed; requests cut off by the end of the run do not count as
-// failures, nor as operations.
+// request has t run one operation, recording what happened in rec: the
+// wait for a connection (or a share of one), and the operation. It reports
+// whether the request failed; requests cut off by the end of the run do not
+// count as failures, nor as operations.
 //
-// The end of the run (ctx) ends a wait for a lease, but not an operation
-// under way: the lease's context outlives ctx until the operation returns,
-// since an LDAP lease runs its operations under it and would discard a
-// connection whose operation was abandoned, and the run would then count
-// connections closed, and dialed again, only because it stopped.
+// The end of the run (ctx) ends a wait for a connection, but not an
+// operation under way: the lease's context outlives ctx until the operation
+// returns, since an LDAP lease runs its operations under it and would
+// discard a connection whose operation was abandoned, and the run would then
+// count connections closed, and dialed again, only because it stopped.
 func (r *runner) request(ctx context.Context, t Target, rec *clientRec) (failed bool) {
 	leaseCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	endWait := context.AfterFunc(ctx, cancel)
+	used, waiting, cutOff := false, true, false
 	start := time.Now()
-	l, err := t.Lease(leaseCtx)
-	wait := time.Since(start)
-	waiting := endWait() // false: ctx ended, and leaseCtx with it
-	if err != nil {
-		if !waiting && !errors.Is(err, engine.ErrWaitTimeout) {
-			rec.cutOff()
-			return false
+	err := t.Do(leaseCtx, func(c Conn) error {
+		rec.waited(time.Since(start))
+		if !used {
+			used = true
+			waiting = endWait() // false: ctx ended, and leaseCtx with it
 		}
+		if !waiting {
+			cutOff = true
+			return nil
+		}
+		n := r.leased.Add(1)
+		for p := r.peakLeased.Load(); n > p && !r.peakLeased.CompareAndSwap(p, n); p = r.peakLeased.Load() {
+		}
+		opStart := time.Now()
+		err := c.Op(leaseCtx)
+		latency := time.Since(opStart)
+		r.leased.Add(-1)
+		start = time.Now() // a second call is Do's retry on a fresh connection
+		switch {
+		case ctx.Err() != nil:
+			// Finished, or failed, after the end of the run: not measured.
+			cutOff = true
+			return nil
+		case err == nil:
+			r.ops.Add(1)
+			rec.done(latency)
+			return nil
+		default:
+			r.errs.Add(1)
+			rec.fail(KindOp, err)
+			failed = true
+			return err
+		}
+	})
+	switch {
+	case used:
+	case err == nil: // a Target that neither served nor failed: nothing to count
+	case !endWait() && !errors.Is(err, engine.ErrWaitTimeout): // ctx ended, and leaseCtx with it
+		cutOff = true
+	default:
 		r.errs.Add(1)
 		rec.fail(classify(err), err)
-		return true
+		failed = true
 	}
-	rec.waited(wait)
-	if !waiting {
-		l.Release()
+	if cutOff {
 		rec.cutOff()
-		return false
 	}
-	n := r.leased.Add(1)
-	for p := r.peakLeased.Load(); n > p && !r.peakLeased.CompareAndSwap(p, n); p = r.peakLeased.Load() {
-	}
-	start = time.Now()
-	err = l.Op(leaseCtx)
-	latency := time.Since(start)
-	r.leased.Add(-1)
-	switch {
-	case ctx.Err() != nil:
-		// Finished, or failed, after the end of the run: not measured.
-		l.Release()
-		rec.cutOff()
-		return false
-	case err == nil:
-		l.Release()
-		r.ops.Add(1)
-		rec.done(latency)
-		return false
-	default:
-		// A careful caller does not reuse a connection whose operation
-		// failed in a way it did not expect.
-		l.Discard(err)
-		r.errs.Add(1)
-		rec.fail(KindOp, err)
-		return true
-	}
+	return failed
 }
 
 // peaks is what the sampler saw.
@@ -272,6 +280,7 @@ func (r *runner) sample(start time.Time, done <-chan struct{}, out chan<- peaks)
 				Elapsed:  min(now.Sub(start), r.cfg.Duration),
 				Duration: r.cfg.Duration,
 				PoolSize: r.poolSize,
+				Depth:    r.depth,
 				Ops:      r.ops.Load(),
 				Errors:   r.errs.Load(),
 				Open:     open,
@@ -347,6 +356,7 @@ func (r *runner) report(elapsed time.Duration, p peaks) *Report {
 		Backend:   r.b.Name(),
 		Workload:  r.cfg.Workload,
 		PoolSize:  r.poolSize,
+		Depth:     r.depth,
 		Processes: len(r.targets),
 		Clients:   len(r.recs),
 		Seed:      r.cfg.Seed,
@@ -394,6 +404,7 @@ func (r *runner) report(elapsed time.Duration, p peaks) *Report {
 		st := t.Stats()
 		rep.Opened += st.Opened()
 		rep.Closed += st.Closed
+		rep.Shares += st.Shares
 		open += st.Open
 	}
 	rep.PeakOpen = max(rep.PeakOpen, open)

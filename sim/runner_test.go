@@ -252,3 +252,53 @@ func TestRunRejectsBadConfig(t *testing.T) {
 		t.Errorf("Run with MinIdle above the size = %v; want the engine's option error", err)
 	}
 }
+
+func TestRunDepthPutsSeveralOperationsOnAConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		concurrency int
+		throughput  float64       // ops/s
+		wait, op    time.Duration // every lease's wait and operation
+	}{
+		// 16 clients on 2 connections of depth 4: 8 operations of 1ms in
+		// flight, 8 a millisecond; each client waits for the 8 ahead of it.
+		{"server keeps up", 0, 8000, time.Millisecond, time.Millisecond},
+		// A server that works on 4 at once: 4 a millisecond, and each of
+		// the 8 in flight waits 1ms at the server; the 8 queued in the pool
+		// wait 2ms.
+		{"server works on 4 at once", 4, 4000, 2 * time.Millisecond, 2 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cfg := constant(time.Millisecond)
+				cfg.Concurrency = tc.concurrency
+				m := newModel(t, cfg)
+				rep := run(t, m, sim.Config{
+					Workload: sim.Workload{Kind: sim.Closed, Clients: 16},
+					Pool:     sim.PoolConfig{Size: 2, Depth: 4},
+					Duration: 5 * time.Second,
+					Seed:     1,
+				})
+				if rep.Depth != 4 || rep.Shares == 0 {
+					t.Fatalf("report depth %d, shares %d; want depth 4 and shares handed out", rep.Depth, rep.Shares)
+				}
+				if rep.Throughput < tc.throughput*0.99 || rep.Throughput > tc.throughput {
+					t.Errorf("throughput %.1f ops/s; want %.0f", rep.Throughput, tc.throughput)
+				}
+				if rep.Wait.P50 != tc.wait || rep.Wait.P99 != tc.wait {
+					t.Errorf("lease wait %v; want p50 = p99 = %v", rep.Wait, tc.wait)
+				}
+				if rep.OpLatency.P50 != tc.op || rep.OpLatency.P99 != tc.op {
+					t.Errorf("operation %v; want p50 = p99 = %v", rep.OpLatency, tc.op)
+				}
+				if rep.Opened != 2 || rep.Server.Peak != 2 || rep.PeakLeased != 8 {
+					t.Errorf("opened %d, server peak %d, peak in flight %d; want 2, 2 and 8",
+						rep.Opened, rep.Server.Peak, rep.PeakLeased)
+				}
+				if rep.Fairness < 0.999 || rep.Errors.Total() != 0 {
+					t.Errorf("Jain's index %.4f, errors %v; want ≥ 0.999 and none", rep.Fairness, rep.Errors)
+				}
+			})
+		})
+	}
+}

@@ -5,28 +5,32 @@ import (
 	"time"
 
 	"github.com/fairpool/ldappool/engine"
-	"github.com/fairpool/ldappool/lease"
 )
 
 // Target is one pool a run drives: what one process of the simulated
 // deployment holds.
 type Target interface {
-	// Lease waits for a connection, as the pool's Lease does.
-	Lease(ctx context.Context) (Leased, error)
+	// Do waits for a connection, or for a share of one when the pool puts
+	// several operations on a connection at once (PoolConfig.Depth), and
+	// calls use with it. use runs the workload's operation, or not if the
+	// run ended meanwhile, and returns its error. The connection goes back
+	// when use returns: released after nil; after an error, closed if the
+	// pool finds it broken, and for a whole connection always. Do returns
+	// the error that kept it from calling use, and nil once it has called
+	// it; it may call use once more, on a fresh connection, after an error
+	// that showed the first one dead, as ldapconn's Do does.
+	Do(ctx context.Context, use func(Conn) error) error
 	// Stats returns the pool's snapshot.
 	Stats() engine.Stats
 	// Close closes the pool, waiting for its leases until ctx ends.
 	Close(ctx context.Context) error
 }
 
-// Leased is a connection leased from a Target.
-type Leased interface {
-	// Op runs the workload's operation on the connection.
+// Conn is where one operation of the workload runs: a connection, or a share
+// of one, held during Target.Do's use.
+type Conn interface {
+	// Op runs the workload's operation.
 	Op(ctx context.Context) error
-	// Release gives the connection back to the pool.
-	Release()
-	// Discard tells the pool the connection must not be reused.
-	Discard(err error)
 }
 
 // Backend is the server a run's pools connect to, and the factory of those
@@ -59,7 +63,12 @@ type ServerStats struct {
 // PoolConfig is the pool settings a run uses; they mirror the engine's
 // options. Zero values leave the engine's defaults.
 type PoolConfig struct {
-	Size        int           // engine.WithMaxSize
+	Size int // engine.WithMaxSize
+	// Depth is how many operations one connection carries at once
+	// (engine.WithOpsPerConn, ldapconn.WithOpsPerConn): above 1 each request
+	// takes a share of a connection instead of a whole one. 0 means 1.
+	Depth       int
+	MaxInFlight int           // engine.WithMaxInFlight: operations in flight at once, all connections
 	MinIdle     int           // engine.WithMinIdle
 	WaitTimeout time.Duration // engine.WithWaitTimeout
 	MaxLifetime time.Duration // engine.WithMaxLifetime
@@ -69,11 +78,25 @@ type PoolConfig struct {
 	Options []engine.Option
 }
 
+// depth returns the operations a connection carries at once.
+func (pc PoolConfig) depth() int {
+	if pc.Depth == 0 {
+		return 1
+	}
+	return pc.Depth
+}
+
 // EngineOptions returns pc as engine options.
 func (pc PoolConfig) EngineOptions() []engine.Option {
 	var opts []engine.Option
 	if pc.Size != 0 {
 		opts = append(opts, engine.WithMaxSize(pc.Size))
+	}
+	if pc.Depth != 0 {
+		opts = append(opts, engine.WithOpsPerConn(pc.Depth))
+	}
+	if pc.MaxInFlight != 0 {
+		opts = append(opts, engine.WithMaxInFlight(pc.MaxInFlight))
 	}
 	if pc.MinIdle != 0 {
 		opts = append(opts, engine.WithMinIdle(pc.MinIdle))
@@ -94,20 +117,24 @@ func (pc PoolConfig) EngineOptions() []engine.Option {
 // identity.
 var modelKey = engine.Key{Name: "sim"}
 
-// modelTarget is a pool over a Model.
+// modelTarget is a pool over a Model. It always asks for a share, which at
+// depth 1 is a whole connection.
 type modelTarget struct{ p *engine.Pool[*ModelConn] }
 
-func (t *modelTarget) Lease(ctx context.Context) (Leased, error) {
-	l, err := t.p.Lease(ctx, modelKey)
+func (t *modelTarget) Do(ctx context.Context, use func(Conn) error) error {
+	l, err := t.p.Share(ctx, modelKey)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return modelLease{l}, nil
+	// A careful caller does not reuse a connection whose operation failed
+	// in a way it did not expect.
+	if err := use(l.Conn()); err != nil {
+		l.Discard(err)
+		return nil
+	}
+	l.Release()
+	return nil
 }
 
 func (t *modelTarget) Stats() engine.Stats             { return t.p.Stats() }
 func (t *modelTarget) Close(ctx context.Context) error { return t.p.Close(ctx) }
-
-type modelLease struct{ *lease.Lease[*ModelConn] }
-
-func (l modelLease) Op(ctx context.Context) error { return l.Conn().Op(ctx) }

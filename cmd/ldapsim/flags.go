@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -91,6 +92,8 @@ func parseFlags(args []string, stderr io.Writer) (o *options, usage func(), err 
 	fs.DurationVar(&o.duration, "duration", 15*time.Second, "how long each run makes requests")
 
 	fs.IntVar(&o.pool.Size, "pool-size", 4, "the pool's maximum size (each process's, for multiprocess)")
+	fs.IntVar(&o.pool.Depth, "depth", 1, "operations in flight per connection (ldapconn.WithOpsPerConn): above 1 each operation takes a share of a connection instead of a whole one")
+	fs.IntVar(&o.pool.MaxInFlight, "max-in-flight", 0, "operations in flight at once across each pool's connections (ldapconn.WithMaxInFlight); 0: -pool-size x -depth")
 	fs.IntVar(&o.pool.MinIdle, "min-idle", 0, "idle connections the pool keeps open")
 	fs.DurationVar(&o.pool.WaitTimeout, "wait-timeout", 0, "how long a lease waits before failing; 0: until the run ends")
 	fs.DurationVar(&o.pool.MaxLifetime, "max-lifetime", 0, "close connections this old; 0: the engine's default, 10m")
@@ -100,8 +103,10 @@ func parseFlags(args []string, stderr io.Writer) (o *options, usage func(), err 
 
 	fs.StringVar(&latency, "latency", "exponential", "the server's latency `distribution`: constant, exponential or lognormal (model; embedded only when set)")
 	fs.DurationVar(&o.model.Latency.Mean, "latency-mean", time.Millisecond, "the server's mean latency (model; embedded only when set)")
+	fs.Float64Var(&o.model.Latency.Sigma, "latency-sigma", 0, "lognormal: the standard deviation of the latency's log, the length of its tail; 0 means 1")
 	fs.DurationVar(&o.model.ConnectCost, "connect-cost", 5*time.Millisecond, "model: time to connect and bind")
 	fs.IntVar(&o.model.MaxConns, "max-server-conns", 0, "model: connections the server accepts at once; 0: no limit")
+	fs.IntVar(&o.model.Concurrency, "server-concurrency", 0, "model: operations the server works on at once, over all connections (its threads, or cores); the others queue; 0: no limit")
 	fs.StringVar(&fault, "fault", "", "model: fault `schedule`, as down:5s-8s,slow:10s-12s,drop:9s (slow:10s-12s:x3 for 3 times slower)")
 
 	fs.Uint64Var(&seed, "seed", 1, "seeds arrivals, think times, latencies and the users searched for; the same seed gives the same schedule")
@@ -183,14 +188,14 @@ func (o *options) checkTarget() error {
 		}
 	}
 	if o.target != "model" {
-		for _, name := range []string{"connect-cost", "max-server-conns", "fault"} {
+		for _, name := range []string{"connect-cost", "max-server-conns", "server-concurrency", "fault"} {
 			if o.set[name] {
 				return bad(name, o.flagValue(name), "only for -target model")
 			}
 		}
 	}
 	if o.target != "model" && o.target != "embedded" {
-		for _, name := range []string{"latency", "latency-mean"} {
+		for _, name := range []string{"latency", "latency-mean", "latency-sigma"} {
 			if o.set[name] {
 				return bad(name, o.flagValue(name), "a directory's latency is its own: only for -target model or embedded")
 			}
@@ -199,9 +204,15 @@ func (o *options) checkTarget() error {
 	if o.target == "embedded" && o.set["search-base"] {
 		return bad("search-base", o.searchBase, "the embedded server's users are under "+ldaptest.PeopleDN)
 	}
+	if o.set["latency-sigma"] && o.model.Latency.Dist != sim.LogNormal {
+		return bad("latency-sigma", o.model.Latency.Sigma, "only for -latency lognormal")
+	}
 	if err := o.model.Latency.Validate(); err != nil {
-		if o.model.Latency.Mean < 0 {
-			return bad("latency-mean", o.model.Latency.Mean, "must not be negative")
+		switch l := o.model.Latency; {
+		case l.Mean < 0:
+			return bad("latency-mean", l.Mean, "must not be negative")
+		case !(l.Sigma >= 0) || math.IsInf(l.Sigma, 0):
+			return bad("latency-sigma", l.Sigma, "want a non-negative number")
 		}
 		return bad("latency", o.model.Latency.Dist, "want constant, exponential or lognormal")
 	}
@@ -210,6 +221,8 @@ func (o *options) checkTarget() error {
 		return bad("connect-cost", o.model.ConnectCost, "must not be negative")
 	case o.model.MaxConns < 0:
 		return bad("max-server-conns", o.model.MaxConns, "must not be negative; 0 means no limit")
+	case o.model.Concurrency < 0:
+		return bad("server-concurrency", o.model.Concurrency, "must not be negative; 0 means no limit")
 	}
 	return nil
 }
@@ -263,6 +276,10 @@ func (o *options) checkPool() error {
 	switch {
 	case p.Size < 1:
 		return bad("pool-size", p.Size, "want at least 1")
+	case p.Depth < 1:
+		return bad("depth", p.Depth, "want at least 1 operation per connection")
+	case p.MaxInFlight < 0:
+		return bad("max-in-flight", p.MaxInFlight, "must not be negative; 0 means -pool-size x -depth")
 	case p.MinIdle < 0:
 		return bad("min-idle", p.MinIdle, "must not be negative")
 	case p.MinIdle > p.Size:
@@ -294,6 +311,10 @@ func (o *options) flagValue(name string) string {
 		return o.model.ConnectCost.String()
 	case "max-server-conns":
 		return strconv.Itoa(o.model.MaxConns)
+	case "server-concurrency":
+		return strconv.Itoa(o.model.Concurrency)
+	case "latency-sigma":
+		return strconv.FormatFloat(o.model.Latency.Sigma, 'g', -1, 64)
 	case "fault":
 		var s []string
 		for _, f := range o.model.Faults {

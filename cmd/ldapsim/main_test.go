@@ -48,6 +48,12 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-max-server-conns", "3"}, "ldapsim: -max-server-conns 3: only for -target model"},
 		{[]string{"-target", "ldap://127.0.0.1:1", "-latency-mean", "1ms"}, "ldapsim: -latency-mean 1ms: a directory's latency is its own"},
 		{[]string{"now"}, `ldapsim: unexpected argument "now"`},
+		{[]string{"-depth", "0"}, "ldapsim: -depth 0: want at least 1 operation per connection"},
+		{[]string{"-max-in-flight", "-1"}, "ldapsim: -max-in-flight -1: must not be negative"},
+		{[]string{"-server-concurrency", "2"}, "ldapsim: -server-concurrency 2: only for -target model"},
+		{[]string{"-target", "model", "-server-concurrency", "-1"}, "ldapsim: -server-concurrency -1: must not be negative"},
+		{[]string{"-target", "model", "-latency-sigma", "0.5"}, "ldapsim: -latency-sigma 0.5: only for -latency lognormal"},
+		{[]string{"-target", "model", "-latency", "lognormal", "-latency-sigma", "-1"}, "ldapsim: -latency-sigma -1: want a non-negative number"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			code, stdout, stderr := ldapsim(t, t.Context(), tc.args...)
@@ -78,6 +84,19 @@ func TestModelRunTable(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
 	for _, want := range []string{"server model", "throughput", "lease wait", "Jain's index", "errors       none"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("report lacks %q:\n%s", want, stdout)
+		}
+	}
+}
+
+func TestModelRunAtDepth(t *testing.T) {
+	code, stdout, stderr := ldapsim(t, t.Context(), "-target", "model", "-duration", "300ms", "-clients", "8",
+		"-pool-size", "2", "-depth", "4", "-server-concurrency", "4", "-latency", "lognormal", "-latency-sigma", "0.5")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"4 operations at once", "pool size 2, 4 operations per connection", "peak in flight 8 of 8", "errors       none"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("report lacks %q:\n%s", want, stdout)
 		}

@@ -28,8 +28,12 @@ func (l *progressLine) update(p sim.Progress) {
 	if p.Elapsed > 0 {
 		rate = float64(p.Ops) / p.Elapsed.Seconds()
 	}
-	line := fmt.Sprintf("pool %d  %v/%v  ops %d (%.0f/s)  errors %d  open %d  leased %d  waiting %d",
-		p.PoolSize, p.Elapsed.Round(time.Second), p.Duration, p.Ops, rate, p.Errors, p.Open, p.Leased, p.Waiting)
+	pool := fmt.Sprint(p.PoolSize)
+	if p.Depth > 1 {
+		pool = fmt.Sprintf("%dx%d", p.PoolSize, p.Depth)
+	}
+	line := fmt.Sprintf("pool %s  %v/%v  ops %d (%.0f/s)  errors %d  open %d  leased %d  waiting %d",
+		pool, p.Elapsed.Round(time.Second), p.Duration, p.Ops, rate, p.Errors, p.Open, p.Leased, p.Waiting)
 	l.write(line)
 }
 

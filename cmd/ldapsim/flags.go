@@ -25,7 +25,8 @@ type options struct {
 	workload sim.Workload
 	duration time.Duration
 	pool     sim.PoolConfig
-	sweep    []int
+	sweep    []int // pool sizes
+	depths   []int // -sweep-depth
 	p99      time.Duration
 
 	model sim.ModelConfig
@@ -58,6 +59,7 @@ With no flags it runs 16 closed-loop clients on a pool of 4 against the
 embedded LDAP server for 15 seconds. Examples:
 
   ldapsim -target model -latency lognormal -latency-mean 2ms -sweep 1,2,4,8,16 -target-p99 5ms -chart sizing.svg
+  ldapsim -target model -server-concurrency 8 -clients 64 -sweep 1,2,4 -sweep-depth 1,4,16 -target-p99 5ms
   ldapsim -workload multiprocess -processes 8 -threads 4 -pool-size 4
   ldapsim -target model -fault down:5s-8s,slow:10s-12s,drop:9s
   ldapsim -target ldaps://ldap.example.org -bind-dn cn=svc,dc=example,dc=org -bind-password "$PW" -search-base ou=people,dc=example,dc=org
@@ -73,8 +75,8 @@ func parseFlags(args []string, stderr io.Writer) (o *options, usage func(), err 
 	fs := flag.NewFlagSet("ldapsim", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are printed by main, with the usage
 	var (
-		workload, latency, fault, sweep string
-		seed                            uint64
+		workload, latency, fault, sweep, depths string
+		seed                                    uint64
 	)
 	fs.StringVar(&o.target, "target", "embedded", "what the pools connect to: embedded (the in-process LDAP server), model (the server model) or a directory's `URL` (ldap://host:389, ldaps://host)")
 	fs.StringVar(&o.bindDN, "bind-dn", "", "the pools' service identity for a URL target (default: "+ldaptest.AdminDN+" for embedded)")
@@ -99,7 +101,8 @@ func parseFlags(args []string, stderr io.Writer) (o *options, usage func(), err 
 	fs.DurationVar(&o.pool.MaxLifetime, "max-lifetime", 0, "close connections this old; 0: the engine's default, 10m")
 	fs.BoolVar(&o.pool.FailFast, "fail-fast", false, "fail a lease at once when the pool is full, instead of waiting")
 	fs.StringVar(&sweep, "sweep", "", "run once for each of these pool `sizes` and print the sizing curve, as 1,2,4,8,16")
-	fs.DurationVar(&o.p99, "target-p99", 0, "with -sweep: name the smallest pool size whose lease-wait p99 is within this")
+	fs.StringVar(&depths, "sweep-depth", "", "run each pool size (-sweep, or -pool-size) at each of these `depths`, as 1,4,8, and have the advisor name a depth too")
+	fs.DurationVar(&o.p99, "target-p99", 0, "with -sweep or -sweep-depth: name the fewest connections, and at -sweep-depth the smallest depth, whose lease-wait p99 is within this")
 
 	fs.StringVar(&latency, "latency", "exponential", "the server's latency `distribution`: constant, exponential or lognormal (model; embedded only when set)")
 	fs.DurationVar(&o.model.Latency.Mean, "latency-mean", time.Millisecond, "the server's mean latency (model; embedded only when set)")
@@ -111,7 +114,7 @@ func parseFlags(args []string, stderr io.Writer) (o *options, usage func(), err 
 
 	fs.Uint64Var(&seed, "seed", 1, "seeds arrivals, think times, latencies and the users searched for; the same seed gives the same schedule")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
-	fs.StringVar(&o.chart, "chart", "", "with -sweep: write the sizing curve as an SVG chart to this `file`")
+	fs.StringVar(&o.chart, "chart", "", "with -sweep or -sweep-depth: write the sizing curve as an SVG chart to this `file`")
 	fs.BoolVar(&o.quiet, "quiet", false, "no progress line on stderr")
 
 	usage = func() {
@@ -143,8 +146,16 @@ func parseFlags(args []string, stderr io.Writer) (o *options, usage func(), err 
 		return nil, usage, bad("fault", fault, err.Error())
 	}
 	if sweep != "" {
-		if o.sweep, err = parseSizes(sweep); err != nil {
+		if o.sweep, err = parseCounts(sweep, "pool size"); err != nil {
 			return nil, usage, bad("sweep", sweep, err.Error())
+		}
+	}
+	if depths != "" {
+		if o.depths, err = parseCounts(depths, "depth"); err != nil {
+			return nil, usage, bad("sweep-depth", depths, err.Error())
+		}
+		if o.sweep == nil {
+			o.sweep = []int{o.pool.Size}
 		}
 	}
 	return o, usage, o.check()
@@ -165,9 +176,9 @@ func (o *options) check() error {
 	case o.p99 < 0:
 		return bad("target-p99", o.p99, "must not be negative")
 	case o.set["target-p99"] && o.sweep == nil:
-		return bad("target-p99", o.p99, "needs -sweep, the pool sizes to choose from")
+		return bad("target-p99", o.p99, "needs -sweep or -sweep-depth, the pool sizes or depths to choose from")
 	case o.chart != "" && o.sweep == nil:
-		return bad("chart", o.chart, "needs -sweep: the chart is of wait and throughput against pool size")
+		return bad("chart", o.chart, "needs -sweep or -sweep-depth: the chart is of wait and throughput against pool size or depth")
 	}
 	return nil
 }
@@ -343,23 +354,24 @@ func (o *options) flagValue(name string) string {
 	return ""
 }
 
-// parseSizes reads a comma-separated list of pool sizes.
-func parseSizes(s string) ([]int, error) {
-	var sizes []int
+// parseCounts reads a comma-separated list of what (pool sizes, depths),
+// each at least 1.
+func parseCounts(s, what string) ([]int, error) {
+	var counts []int
 	seen := map[int]bool{}
 	for _, f := range strings.Split(s, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil {
-			return nil, fmt.Errorf("%q is not a pool size: want sizes separated by commas, as 1,2,4,8", f)
+			return nil, fmt.Errorf("%q is not a %s: want numbers separated by commas, as 1,2,4,8", f, what)
 		}
 		if n < 1 {
-			return nil, fmt.Errorf("pool size %d: want at least 1", n)
+			return nil, fmt.Errorf("%s %d: want at least 1", what, n)
 		}
 		if seen[n] {
-			return nil, fmt.Errorf("pool size %d listed twice", n)
+			return nil, fmt.Errorf("%s %d listed twice", what, n)
 		}
 		seen[n] = true
-		sizes = append(sizes, n)
+		counts = append(counts, n)
 	}
-	return sizes, nil
+	return counts, nil
 }

@@ -3,9 +3,10 @@
 // arrivals, bursts, or many processes each with its own pool) against the
 // embedded LDAP server, an in-process server model with latency and faults,
 // or a real directory, and reports throughput, lease-wait percentiles,
-// fairness across clients, connections and errors. With -sweep it prints the
-// sizing curve across pool sizes, names the smallest size that meets
-// -target-p99, and draws the curve with -chart.
+// fairness across clients, connections and errors. With -sweep (and
+// -sweep-depth) it prints the sizing curve across pool sizes (and operations
+// per connection), names the fewest connections (and the smallest depth)
+// that meet -target-p99, and draws the curve with -chart.
 //
 // With no flags it runs 16 clients on a pool of 4 against the embedded
 // server for 15 seconds:
@@ -101,7 +102,7 @@ func measure(ctx context.Context, o *options, b sim.Backend, cfg sim.Config, std
 		}
 		return rep.Interrupted, rep.WriteTable(stdout)
 	}
-	res, err := sim.Sweep(ctx, b, cfg, o.sweep)
+	res, err := sim.Sweep(ctx, b, cfg, o.sweep, o.depths...)
 	clearLine()
 	if err != nil {
 		return false, err

@@ -48,6 +48,8 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"-max-server-conns", "3"}, "ldapsim: -max-server-conns 3: only for -target model"},
 		{[]string{"-target", "ldap://127.0.0.1:1", "-latency-mean", "1ms"}, "ldapsim: -latency-mean 1ms: a directory's latency is its own"},
 		{[]string{"now"}, `ldapsim: unexpected argument "now"`},
+		{[]string{"-sweep-depth", "1,0"}, "ldapsim: -sweep-depth 1,0: depth 0: want at least 1"},
+		{[]string{"-sweep-depth", "deep"}, `ldapsim: -sweep-depth deep: "deep" is not a depth`},
 		{[]string{"-depth", "0"}, "ldapsim: -depth 0: want at least 1 operation per connection"},
 		{[]string{"-max-in-flight", "-1"}, "ldapsim: -max-in-flight -1: must not be negative"},
 		{[]string{"-server-concurrency", "2"}, "ldapsim: -server-concurrency 2: only for -target model"},
@@ -135,6 +137,23 @@ func TestSweepWithAdvisorAndChart(t *testing.T) {
 	svg, err := os.ReadFile(chart)
 	if err != nil || !bytes.HasPrefix(svg, []byte("<svg")) {
 		t.Fatalf("chart: %v, begins %.20q; want an SVG file", err, svg)
+	}
+}
+
+func TestSweepOfDepthsAdvisesADepth(t *testing.T) {
+	code, stdout, stderr := ldapsim(t, t.Context(), "-target", "model", "-latency", "constant", "-latency-mean", "2ms",
+		"-server-concurrency", "8", "-duration", "300ms", "-clients", "16", "-sweep", "1,2", "-sweep-depth", "1,8", "-target-p99", "10ms")
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	// At depth 8 a connection carries what the server can take: 8 of the
+	// 16 clients at once, each waiting for one round of 2ms. At depth 1 a
+	// pool of 1 or 2 makes them wait 30ms or 14ms.
+	if !strings.Contains(stdout, "advisor: pool size 1 at depth 8") {
+		t.Errorf("sweep output lacks the advice of size 1 at depth 8:\n%s", stdout)
+	}
+	if !strings.Contains(stdout, "DEPTH") {
+		t.Errorf("sweep table lacks the depth column:\n%s", stdout)
 	}
 }
 

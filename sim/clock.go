@@ -40,13 +40,16 @@ import (
 // stays right; a lateness past maxOwed granularities is a stall, not slack,
 // and is not paid back.
 //
-// The granularity is measured when the clock is made: inside a synctest
-// bubble, or on a host with fine timers, it is (near) zero and the clock is
-// a plain timer.
+// The granularity is measured when the clock is made, and learnt as it goes:
+// a few short sleeps can end on time while other goroutines keep the
+// processors busy, and the timers be coarse again once they sleep. Inside a
+// synctest bubble the measure is exactly zero, and the clock is a plain
+// timer.
 type clock struct {
-	grain time.Duration // the host's timer granularity, measured by newClock
+	measured time.Duration // the host's timer granularity, measured by newClock; 0: a virtual clock
 
 	mu       sync.Mutex
+	grain    time.Duration // the granularity as learnt: at least measured, at most maxGrain
 	due      sleepers      // in their last stretch, earliest deadline first
 	watching bool          // one of due is watching the time for all
 	owed     time.Duration // lateness not yet taken off a delay; at most maxOwed granularities
@@ -56,8 +59,14 @@ type clock struct {
 	earlier chan struct{}
 }
 
-// maxOwed is how many granularities of lateness delay pays back at most.
-const maxOwed = 10
+const (
+	// maxOwed is how many granularities of lateness delay pays back at
+	// most.
+	maxOwed = 10
+	// maxGrain bounds the granularity learnt from late timers: a timer
+	// later than that was held up by a stall, not by the timers' coarseness.
+	maxGrain = 5 * time.Millisecond
+)
 
 // A sleeper is one delay in its last stretch.
 type sleeper struct {
@@ -71,7 +80,7 @@ type sleeper struct {
 const (
 	granularityProbes = 5
 	granularityAsk    = 50 * time.Microsecond
-	// fineTimers is a granularity small enough to leave to the timers.
+	// fineTimers is a granularity too small to matter to a report's reader.
 	fineTimers = 20 * time.Microsecond
 )
 
@@ -79,7 +88,25 @@ func newClock() *clock { return clockOf(MeasureTimerGranularity()) }
 
 // clockOf returns a clock for timers of granularity grain.
 func clockOf(grain time.Duration) *clock {
-	return &clock{grain: grain, earlier: make(chan struct{}, 1)}
+	return &clock{measured: grain, grain: min(grain, maxGrain), earlier: make(chan struct{}, 1)}
+}
+
+// granularity returns the granularity as learnt so far.
+func (c *clock) granularity() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.grain
+}
+
+// learn takes in a timer that fired over later than asked: the granularity
+// moves a quarter of the way up to it, so that one late timer counts for
+// little and a run of them for all.
+func (c *clock) learn(over time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if over > c.grain {
+		c.grain = min(c.grain+(over-c.grain)/4, maxGrain)
+	}
 }
 
 // MeasureTimerGranularity returns how much later than asked a short sleep
@@ -108,7 +135,7 @@ func (c *clock) sleep(ctx context.Context, d time.Duration) error {
 // more than any one draw: d is shortened by the lateness of earlier delays,
 // and this one's lateness is owed to later ones.
 func (c *clock) delay(ctx context.Context, d time.Duration) error {
-	if c.grain <= fineTimers {
+	if c.measured == 0 {
 		return c.sleep(ctx, d)
 	}
 	c.mu.Lock()
@@ -121,7 +148,7 @@ func (c *clock) delay(ctx context.Context, d time.Duration) error {
 	}
 	if late := time.Since(t); late > 0 {
 		c.mu.Lock()
-		c.owed = min(c.owed+late, maxOwed*c.grain)
+		c.owed = min(c.owed+late, maxOwed*max(c.grain, fineTimers))
 		c.mu.Unlock()
 	}
 	return nil
@@ -131,16 +158,17 @@ func (c *clock) delay(ctx context.Context, d time.Duration) error {
 // A delay in its last stretch (two granularities) runs to t whatever ctx
 // does: that is at most a few milliseconds.
 func (c *clock) sleepUntil(ctx context.Context, t time.Time) error {
-	if c.grain <= fineTimers {
+	if c.measured == 0 {
 		return ctxtime.Sleep(ctx, time.Until(t))
 	}
 	// A timer set for d fires up to a granularity late, or, for a d of a
 	// few milliseconds, rounds to the millisecond: two granularities early
 	// leaves time for either.
-	if d := time.Until(t) - 2*c.grain; d > 0 {
-		if err := ctxtime.Sleep(ctx, d); err != nil {
+	if wake := t.Add(-2 * c.granularity()); time.Now().Before(wake) {
+		if err := ctxtime.Sleep(ctx, time.Until(wake)); err != nil {
 			return err
 		}
+		c.learn(time.Since(wake))
 	}
 	if time.Now().Before(t) {
 		c.await(t)

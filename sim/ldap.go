@@ -18,6 +18,7 @@ import (
 // LDAPConfig describes a directory to run against.
 type LDAPConfig struct {
 	URL              string            // one or more server URIs, as ldapconn.NewPool takes them
+	Name             string            // what reports call the directory; "": "LDAP directory at" the URL
 	BindDN, Password string            // the pools' service identity; empty: anonymous
 	SearchBase       string            // where the operation searches; "": ldaptest.PeopleDN
 	Users            int               // the operation looks up (uid=userN), N below Users; 0: ldaptest.Users
@@ -111,6 +112,9 @@ func (b *LDAP) Close() error {
 func (b *LDAP) Name() string {
 	if b.srv != nil {
 		return "embedded LDAP server at " + b.cfg.URL
+	}
+	if b.cfg.Name != "" {
+		return b.cfg.Name
 	}
 	return "LDAP directory at " + b.cfg.URL
 }

@@ -294,7 +294,7 @@ func (m *Model) Name() string {
 // measured it when it was made: the model's delays shorter than it are
 // watched to their end rather than left to a timer. It is 0 inside a
 // testing/synctest bubble.
-func (m *Model) TimerGranularity() time.Duration { return m.clock.grain }
+func (m *Model) TimerGranularity() time.Duration { return m.clock.measured }
 
 // Start implements Backend: the fault schedule starts again from now, and the
 // server's counters from the connections open now.

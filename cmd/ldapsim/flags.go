@@ -17,7 +17,7 @@ import (
 
 // options is the command line, parsed and checked.
 type options struct {
-	target       string // "embedded", "model" or a URL list
+	target       string // "embedded", "slapd", "model" or a URL list
 	bindDN       string
 	bindPassword string
 	searchBase   string
@@ -31,12 +31,16 @@ type options struct {
 
 	model sim.ModelConfig
 
+	calibrate bool
+	probe     time.Duration // -probe-duration
+
 	seed  uint64
 	json  bool
 	chart string
 	quiet bool
 
 	set map[string]bool // the flags given on the command line
+	fs  *flag.FlagSet   // the flags, for their values as given
 }
 
 // usageError is a bad command line: main prints it with the usage and exits 2.
@@ -50,7 +54,8 @@ func bad(name string, value any, reason string) error {
 
 const usageHead = `ldapsim drives the real pool with a workload and reports what it did:
 throughput, lease-wait and operation percentiles, fairness across clients,
-connections opened and at their peak, and errors by kind.
+connections opened and at their peak, and errors by kind. -calibrate fits
+the server model to a real server and checks its prediction against it.
 
 Usage:
   ldapsim [flags]
@@ -61,6 +66,7 @@ embedded LDAP server for 15 seconds. Examples:
   ldapsim -target model -latency lognormal -latency-mean 2ms -sweep 1,2,4,8,16 -target-p99 5ms -chart sizing.svg
   ldapsim -target model -server-concurrency 8 -clients 64 -sweep 1,2,4 -sweep-depth 1,4,16 -target-p99 5ms
   ldapsim -workload multiprocess -processes 8 -threads 4 -pool-size 4
+  ldapsim -calibrate -target slapd
   ldapsim -target model -fault down:5s-8s,slow:10s-12s,drop:9s
   ldapsim -target ldaps://ldap.example.org -bind-dn cn=svc,dc=example,dc=org -bind-password "$PW" -search-base ou=people,dc=example,dc=org
 
@@ -73,13 +79,14 @@ Flags:
 func parseFlags(args []string, stderr io.Writer) (o *options, usage func(), err error) {
 	o = &options{set: map[string]bool{}}
 	fs := flag.NewFlagSet("ldapsim", flag.ContinueOnError)
+	o.fs = fs
 	fs.SetOutput(io.Discard) // errors are printed by main, with the usage
 	var (
 		workload, latency, fault, sweep, depths string
 		seed                                    uint64
 	)
-	fs.StringVar(&o.target, "target", "embedded", "what the pools connect to: embedded (the in-process LDAP server), model (the server model) or a directory's `URL` (ldap://host:389, ldaps://host)")
-	fs.StringVar(&o.bindDN, "bind-dn", "", "the pools' service identity for a URL target (default: "+ldaptest.AdminDN+" for embedded)")
+	fs.StringVar(&o.target, "target", "embedded", "what the pools connect to: embedded (the in-process LDAP server), slapd (a throwaway OpenLDAP slapd, if installed), model (the server model) or a directory's `URL` (ldap://host:389, ldaps://host)")
+	fs.StringVar(&o.bindDN, "bind-dn", "", "the pools' service identity for a URL target (default: "+ldaptest.AdminDN+" for embedded and slapd)")
 	fs.StringVar(&o.bindPassword, "bind-password", "", "the service identity's password")
 	fs.StringVar(&o.searchBase, "search-base", ldaptest.PeopleDN, "where each operation, a subtree search for (uid=userN), searches, for a URL target")
 
@@ -111,6 +118,9 @@ func parseFlags(args []string, stderr io.Writer) (o *options, usage func(), err 
 	fs.IntVar(&o.model.MaxConns, "max-server-conns", 0, "model: connections the server accepts at once; 0: no limit")
 	fs.IntVar(&o.model.Concurrency, "server-concurrency", 0, "model: operations the server works on at once, over all connections (its threads, or cores); the others queue; 0: no limit")
 	fs.StringVar(&fault, "fault", "", "model: fault `schedule`, as down:5s-8s,slow:10s-12s,drop:9s (slow:10s-12s:x3 for 3 times slower)")
+
+	fs.BoolVar(&o.calibrate, "calibrate", false, "fit the server model to the -target server (a probe of its latency, and of how many operations it serves at once), then run the workload on the model and on the real pool and print predicted against measured throughput and lease wait")
+	fs.DurationVar(&o.probe, "probe-duration", 2*time.Second, "with -calibrate: how long each of the two probes of the server runs")
 
 	fs.Uint64Var(&seed, "seed", 1, "seeds arrivals, think times, latencies and the users searched for; the same seed gives the same schedule")
 	fs.BoolVar(&o.json, "json", false, "print the report as JSON instead of a table")
@@ -172,6 +182,9 @@ func (o *options) check() error {
 	if err := o.checkPool(); err != nil {
 		return err
 	}
+	if err := o.checkCalibrate(); err != nil {
+		return err
+	}
 	switch {
 	case o.p99 < 0:
 		return bad("target-p99", o.p99, "must not be negative")
@@ -183,12 +196,34 @@ func (o *options) check() error {
 	return nil
 }
 
+// checkCalibrate checks -calibrate and the flags that go with it.
+func (o *options) checkCalibrate() error {
+	if !o.calibrate {
+		if o.set["probe-duration"] {
+			return bad("probe-duration", o.probe, "needs -calibrate")
+		}
+		return nil
+	}
+	if o.target == "model" {
+		return bad("calibrate", true, "fits the model to a real server: use -target embedded, slapd or a URL")
+	}
+	for _, name := range []string{"sweep", "sweep-depth", "target-p99", "chart"} {
+		if o.set[name] {
+			return bad(name, o.flagValue(name), "not with -calibrate, which compares one pool size and depth")
+		}
+	}
+	if o.probe <= 0 {
+		return bad("probe-duration", o.probe, "must be positive")
+	}
+	return nil
+}
+
 func (o *options) checkTarget() error {
 	switch o.target {
-	case "embedded", "model":
+	case "embedded", "slapd", "model":
 	default:
 		if _, err := ldapconn.ParseServers(o.target); err != nil {
-			return bad("target", o.target, "want embedded, model or an ldap:// or ldaps:// URL")
+			return bad("target", o.target, "want embedded, slapd, model or an ldap:// or ldaps:// URL")
 		}
 	}
 	if o.target == "model" {
@@ -212,8 +247,8 @@ func (o *options) checkTarget() error {
 			}
 		}
 	}
-	if o.target == "embedded" && o.set["search-base"] {
-		return bad("search-base", o.searchBase, "the embedded server's users are under "+ldaptest.PeopleDN)
+	if (o.target == "embedded" || o.target == "slapd") && o.set["search-base"] {
+		return bad("search-base", o.searchBase, "the "+o.target+" server's users are under "+ldaptest.PeopleDN)
 	}
 	if o.set["latency-sigma"] && o.model.Latency.Dist != sim.LogNormal {
 		return bad("latency-sigma", o.model.Latency.Sigma, "only for -latency lognormal")
@@ -336,6 +371,8 @@ func (o *options) flagValue(name string) string {
 		return string(o.model.Latency.Dist)
 	case "latency-mean":
 		return o.model.Latency.Mean.String()
+	case "sweep", "sweep-depth", "target-p99", "chart":
+		return o.fs.Lookup(name).Value.String()
 	case "clients":
 		return strconv.Itoa(o.workload.Clients)
 	case "think":

@@ -8,6 +8,10 @@
 // per connection), names the fewest connections (and the smallest depth)
 // that meet -target-p99, and draws the curve with -chart.
 //
+// With -calibrate it fits the server model to a real server (the embedded
+// one, a throwaway slapd, or a directory by URL), runs the same workload on
+// both, and prints the model's prediction beside what the real pool did.
+//
 // With no flags it runs 16 clients on a pool of 4 against the embedded
 // server for 15 seconds:
 //
@@ -84,12 +88,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
-// measure runs the simulation, or the sweep, and writes its report.
+// measure runs the simulation, the sweep or the calibration, and writes its
+// report.
 func measure(ctx context.Context, o *options, b sim.Backend, cfg sim.Config, stdout io.Writer, line *progressLine) (interrupted bool, err error) {
 	clearLine := func() {
 		if line != nil {
 			line.clear()
 		}
+	}
+	if o.calibrate {
+		c, err := sim.Calibrate(ctx, b, cfg, o.probe)
+		clearLine()
+		if err != nil {
+			return false, err
+		}
+		if o.json {
+			return ctx.Err() != nil, c.WriteJSON(stdout)
+		}
+		return ctx.Err() != nil, c.WriteTable(stdout)
 	}
 	if o.sweep == nil {
 		rep, err := sim.Run(ctx, b, cfg)
@@ -142,6 +158,8 @@ func newBackend(o *options) (sim.Backend, func(), error) {
 	case "model":
 		m, err := sim.NewModel(o.model)
 		return m, func() {}, err
+	case "slapd":
+		return newSlapd(o)
 	case "embedded":
 		ec := sim.EmbeddedConfig{BindDN: o.bindDN, Password: o.bindPassword, Seed: o.seed}
 		if o.set["latency"] || o.set["latency-mean"] {

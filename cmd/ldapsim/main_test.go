@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -29,7 +31,7 @@ func TestBadFlags(t *testing.T) {
 		want string
 	}{
 		{[]string{"-pool-size", "0"}, "ldapsim: -pool-size 0: want at least 1"},
-		{[]string{"-target", "http://x"}, "ldapsim: -target http://x: want embedded, model or an ldap:// or ldaps:// URL"},
+		{[]string{"-target", "http://x"}, "ldapsim: -target http://x: want embedded, slapd, model or an ldap:// or ldaps:// URL"},
 		{[]string{"-workload", "zipf"}, "ldapsim: -workload zipf: want closed, poisson, burst or multiprocess"},
 		{[]string{"-rate", "5"}, "ldapsim: -rate 5: not used by -workload closed"},
 		{[]string{"-workload", "poisson", "-rate", "0"}, "ldapsim: -rate 0: want arrivals a second"},
@@ -50,6 +52,11 @@ func TestBadFlags(t *testing.T) {
 		{[]string{"now"}, `ldapsim: unexpected argument "now"`},
 		{[]string{"-sweep-depth", "1,0"}, "ldapsim: -sweep-depth 1,0: depth 0: want at least 1"},
 		{[]string{"-sweep-depth", "deep"}, `ldapsim: -sweep-depth deep: "deep" is not a depth`},
+		{[]string{"-target", "model", "-calibrate"}, "ldapsim: -calibrate true: fits the model to a real server"},
+		{[]string{"-calibrate", "-sweep", "1,2"}, "ldapsim: -sweep 1,2: not with -calibrate"},
+		{[]string{"-calibrate", "-probe-duration", "0s"}, "ldapsim: -probe-duration 0s: must be positive"},
+		{[]string{"-probe-duration", "1s"}, "ldapsim: -probe-duration 1s: needs -calibrate"},
+		{[]string{"-target", "slapd", "-search-base", "ou=x"}, "ldapsim: -search-base ou=x: the slapd server's users are under"},
 		{[]string{"-depth", "0"}, "ldapsim: -depth 0: want at least 1 operation per connection"},
 		{[]string{"-max-in-flight", "-1"}, "ldapsim: -max-in-flight -1: must not be negative"},
 		{[]string{"-server-concurrency", "2"}, "ldapsim: -server-concurrency 2: only for -target model"},
@@ -93,16 +100,19 @@ func TestModelRunTable(t *testing.T) {
 }
 
 func TestModelRunAtDepth(t *testing.T) {
-	code, stdout, stderr := ldapsim(t, t.Context(), "-target", "model", "-duration", "300ms", "-clients", "8",
-		"-pool-size", "2", "-depth", "4", "-server-concurrency", "4", "-latency", "lognormal", "-latency-sigma", "0.5")
-	if code != exitOK {
-		t.Fatalf("exit %d: %s", code, stderr)
-	}
-	for _, want := range []string{"4 operations at once", "pool size 2, 4 operations per connection", "peak in flight 8 of 8", "errors       none"} {
-		if !strings.Contains(stdout, want) {
-			t.Errorf("report lacks %q:\n%s", want, stdout)
+	synctest.Test(t, func(t *testing.T) {
+		code, stdout, stderr := ldapsim(t, t.Context(), "-target", "model", "-duration", "2s", "-clients", "8",
+			"-pool-size", "2", "-depth", "4", "-server-concurrency", "4", "-latency", "lognormal", "-latency-sigma", "0.5")
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
 		}
-	}
+		for _, want := range []string{"4 operations at once", "pool size 2, 4 operations per connection",
+			"peak in flight 8 of 8", "errors       none", "timer        granularity 0s"} {
+			if !strings.Contains(stdout, want) {
+				t.Errorf("report lacks %q:\n%s", want, stdout)
+			}
+		}
+	})
 }
 
 func TestEmbeddedRunJSON(t *testing.T) {
@@ -141,19 +151,65 @@ func TestSweepWithAdvisorAndChart(t *testing.T) {
 }
 
 func TestSweepOfDepthsAdvisesADepth(t *testing.T) {
-	code, stdout, stderr := ldapsim(t, t.Context(), "-target", "model", "-latency", "constant", "-latency-mean", "2ms",
-		"-server-concurrency", "8", "-duration", "300ms", "-clients", "16", "-sweep", "1,2", "-sweep-depth", "1,8", "-target-p99", "10ms")
+	// On the model in a bubble, so that the figures are exact.
+	synctest.Test(t, func(t *testing.T) {
+		code, stdout, stderr := ldapsim(t, t.Context(), "-target", "model", "-latency", "constant", "-latency-mean", "2ms",
+			"-server-concurrency", "8", "-duration", "2s", "-clients", "16", "-sweep", "1,2", "-sweep-depth", "1,8", "-target-p99", "10ms")
+		if code != exitOK {
+			t.Fatalf("exit %d: %s", code, stderr)
+		}
+		// At depth 8 a connection carries what the server can take: 8 of
+		// the 16 clients at once, each waiting for one round of 2ms. At
+		// depth 1 a pool of 1 or 2 makes them wait 30ms or 14ms.
+		if !strings.Contains(stdout, "advisor: pool size 1 at depth 8") {
+			t.Errorf("sweep output lacks the advice of size 1 at depth 8:\n%s", stdout)
+		}
+		if !strings.Contains(stdout, "DEPTH") {
+			t.Errorf("sweep table lacks the depth column:\n%s", stdout)
+		}
+	})
+}
+
+func TestCalibrateAgainstTheEmbeddedServer(t *testing.T) {
+	code, stdout, stderr := ldapsim(t, t.Context(), "-calibrate", "-duration", "400ms", "-probe-duration", "200ms",
+		"-clients", "8", "-pool-size", "2")
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	// At depth 8 a connection carries what the server can take: 8 of the
-	// 16 clients at once, each waiting for one round of 2ms. At depth 1 a
-	// pool of 1 or 2 makes them wait 30ms or 14ms.
-	if !strings.Contains(stdout, "advisor: pool size 1 at depth 8") {
-		t.Errorf("sweep output lacks the advice of size 1 at depth 8:\n%s", stdout)
+	for _, want := range []string{"probe", "-target model -latency", "embedded LDAP server", "PREDICTED", "MEASURED",
+		"throughput (ops/s)", "lease wait p99", "calibration: "} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("calibration lacks %q:\n%s", want, stdout)
+		}
 	}
-	if !strings.Contains(stdout, "DEPTH") {
-		t.Errorf("sweep table lacks the depth column:\n%s", stdout)
+}
+
+func TestCalibrateAgainstSlapd(t *testing.T) {
+	code, stdout, stderr := ldapsim(t, t.Context(), "-calibrate", "-target", "slapd", "-duration", "400ms",
+		"-probe-duration", "200ms", "-clients", "8", "-pool-size", "2", "-json")
+	if code == exitFailed && strings.Contains(stderr, "slapd not installed") {
+		if ci, _ := strconv.ParseBool(os.Getenv("CI")); ci { // as package slapd does: CI installs it
+			t.Fatal(strings.TrimSpace(stderr))
+		}
+		t.Skip(strings.TrimSpace(stderr))
+	}
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var c struct {
+		Model    struct{ Flags string }
+		Measured struct {
+			Backend string
+			Ops     int64
+		}
+		Predicted struct{ Ops int64 }
+	}
+	if err := json.Unmarshal([]byte(stdout), &c); err != nil {
+		t.Fatalf("-json output does not parse: %v\n%s", err, stdout)
+	}
+	if !strings.HasPrefix(c.Measured.Backend, "slapd at ldap://127.0.0.1:") || c.Measured.Ops == 0 || c.Predicted.Ops == 0 ||
+		!strings.HasPrefix(c.Model.Flags, "-target model") {
+		t.Fatalf("calibration %+v; want searches on slapd and on the model, and the model's flags", c)
 	}
 }
 

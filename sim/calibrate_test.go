@@ -117,7 +117,7 @@ func TestCalibrateFitsTheTailOfQueuedOperations(t *testing.T) {
 		c, err := sim.Calibrate(t.Context(), real, sim.Config{
 			Workload: sim.Workload{Kind: sim.Closed, Clients: 16},
 			Pool:     sim.PoolConfig{Size: 4},
-			Duration: 10 * time.Second,
+			Duration: 5 * time.Second,
 			Seed:     1,
 		}, 2*time.Second)
 		if err != nil {

@@ -276,7 +276,7 @@ func TestRunDepthPutsSeveralOperationsOnAConnection(t *testing.T) {
 				rep := run(t, m, sim.Config{
 					Workload: sim.Workload{Kind: sim.Closed, Clients: 16},
 					Pool:     sim.PoolConfig{Size: 2, Depth: 4},
-					Duration: 5 * time.Second,
+					Duration: 2 * time.Second,
 					Seed:     1,
 				})
 				if rep.Depth != 4 || rep.Shares == 0 {

@@ -17,7 +17,6 @@ import (
 
 	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/internal/ctxtime"
-	"github.com/fairpool/ldappool/lease"
 )
 
 // Pool is an LDAP connection pool over one or more servers. Its methods are
@@ -185,6 +184,14 @@ func (p *Pool) unwrapCredentials(err error) error {
 // seconds within ctx, before it returns ErrServerDown. Other errors are
 // returned as they are.
 //
+// fn's operations run on a share of a connection that carries up to
+// WithOpsPerConn operations at once (go-ldap multiplexes them), so the
+// calls that would change the connection for all of them (Bind and the
+// other binds, StartTLS, Unbind, SetTimeout) fail with an error matching
+// ErrSharedConnection; DoAs and Lease lend a connection of the caller's own.
+// When fn's context ends, a search it runs is abandoned at the server
+// (an LDAP Abandon), and the shared connection stays open.
+//
 // fn may call Authenticate (binds have their own lane). It must not take a
 // second service connection (Lease, Do, Search) of the same pool: with every
 // connection held by callers doing the same, each would wait for itself
@@ -194,10 +201,11 @@ func (p *Pool) Do(ctx context.Context, fn func(ldap.Client) error) error {
 	if p.closed.Load() {
 		return closedError("Do")
 	}
-	return p.doAs(ctx, p.service, fn)
+	return p.doAs(ctx, p.service, true, fn)
 }
 
-// DoAs is Do for connections bound as creds.
+// DoAs is Do for connections bound as creds, each lent whole to fn (so fn
+// may bind or StartTLS on it, as on a Lease's).
 func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client) error) error {
 	if p.closed.Load() {
 		return closedError("Do")
@@ -205,12 +213,13 @@ func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client)
 	if err := creds.check(); err != nil {
 		return err
 	}
-	return p.doAs(ctx, p.key(creds), fn)
+	return p.doAs(ctx, p.key(creds), false, fn)
 }
 
-// doAs is Do for connections bound as key's identity.
-func (p *Pool) doAs(ctx context.Context, key engine.Key, fn func(ldap.Client) error) error {
-	l, err := p.leaseThroughRestart(ctx, key, false)
+// doAs is Do for connections bound as key's identity, on a share of one
+// (WithOpsPerConn) if share.
+func (p *Pool) doAs(ctx context.Context, key engine.Key, share bool, fn func(ldap.Client) error) error {
+	l, err := p.leaseThroughRestart(ctx, key, false, share)
 	if err != nil {
 		return err
 	}
@@ -227,7 +236,7 @@ func (p *Pool) doAs(ctx context.Context, key engine.Key, fn func(ldap.Client) er
 	// fn sent only reads: once more on a connection validated or dialed for
 	// this call, whatever the age of the first (rule 8: a read may be
 	// retried).
-	retry, lerr := p.leaseThroughRestart(ctx, key, true)
+	retry, lerr := p.leaseThroughRestart(ctx, key, true, false)
 	if lerr != nil {
 		return fmt.Errorf("%w (and no fresh connection to retry on: %w)", err, lerr)
 	}
@@ -269,10 +278,10 @@ func restarting(err error) bool {
 // leaseThroughRestart is leaseAs for Do: while every server refuses, it waits
 // for the first one's next attempt and asks again, for up to restartGrace
 // and within ctx.
-func (p *Pool) leaseThroughRestart(ctx context.Context, key engine.Key, fresh bool) (*Lease, error) {
+func (p *Pool) leaseThroughRestart(ctx context.Context, key engine.Key, fresh, share bool) (*Lease, error) {
 	start := time.Now()
 	for {
-		l, err := p.leaseAs(ctx, key, fresh)
+		l, err := p.lease(ctx, key, engine.Request{Fresh: fresh, Share: share, Scoped: true})
 		if err == nil || !restarting(err) || ctx.Err() != nil || time.Since(start) >= restartGrace {
 			return l, err
 		}
@@ -287,20 +296,21 @@ func (p *Pool) leaseThroughRestart(ctx context.Context, key engine.Key, fresh bo
 // leaseAs leases a connection bound as key's identity; fresh asks for one
 // validated or dialed for this lease.
 func (p *Pool) leaseAs(ctx context.Context, key engine.Key, fresh bool) (*Lease, error) {
-	var inner *lease.Lease[*Conn]
-	var err error
-	if fresh {
-		inner, err = p.main.LeaseFresh(ctx, key)
-	} else {
-		inner, err = p.main.Lease(ctx, key)
-	}
+	return p.lease(ctx, key, engine.Request{Fresh: fresh})
+}
+
+// lease is leaseAs as r asks: a share of a connection that carries other
+// operations at once (with WithOpsPerConn above 1), or a lease this
+// package gives back itself (Do's: Scoped).
+func (p *Pool) lease(ctx context.Context, key engine.Key, r engine.Request) (*Lease, error) {
+	inner, err := p.main.Get(ctx, key, r)
 	if err != nil {
 		if errors.Is(err, engine.ErrClosed) {
 			return nil, closedError("Lease")
 		}
 		return nil, p.unwrapCredentials(err)
 	}
-	return &Lease{inner: inner, pool: p, ctx: ctx, who: key.Credentials.(identity)}, nil
+	return newLease(inner, p, ctx, key.Credentials.(identity), r.Share && !r.Fresh && p.cfg.opsPerConn > 1), nil
 }
 
 // Search runs one search as the service identity through Do, so a search
@@ -355,6 +365,18 @@ func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Searc
 	}
 }
 
+// Compare runs one compare as the service identity through Do: it reports
+// whether the entry dn has attribute equal to value.
+func (p *Pool) Compare(ctx context.Context, dn, attribute, value string) (bool, error) {
+	var matched bool
+	err := p.Do(ctx, func(c ldap.Client) error {
+		var err error
+		matched, err = c.Compare(dn, attribute, value)
+		return err
+	})
+	return matched, err
+}
+
 // Authenticate checks an end user's password with one bind on the bind lane
 // (WithAuthPool), whose connections serve nothing else, so it is safe to
 // call inside Do or while holding a Lease. It returns nil for a good
@@ -399,17 +421,12 @@ var bindLaneKey = engine.Key{Name: "bind-lane", Credentials: Anonymous}
 // bindOnLane binds as creds on a bind-lane connection (a fresh one if asked)
 // and reports whether the connection had served before.
 func (p *Pool) bindOnLane(ctx context.Context, creds Credentials, fresh bool) (reused bool, err error) {
-	var inner *lease.Lease[*Conn]
-	if fresh {
-		inner, err = p.auth.LeaseFresh(ctx, bindLaneKey)
-	} else {
-		inner, err = p.auth.Lease(ctx, bindLaneKey)
-	}
+	inner, err := p.auth.Get(ctx, bindLaneKey, engine.Request{Fresh: fresh, Scoped: true})
 	if err != nil {
 		return false, p.unwrapCredentials(err)
 	}
-	l := &Lease{inner: inner, pool: p, ctx: ctx, who: Anonymous}
-	err = run0(&client{l: l}, "Authenticate", func(conn *ldap.Conn) error { return bind(conn, creds) })
+	l := newLease(inner, p, ctx, Anonymous, false)
+	err = run0(&l.client, "Authenticate", func(conn *ldap.Conn) error { return bind(conn, creds) })
 	l.Release()
 	return inner.Reused(), err
 }

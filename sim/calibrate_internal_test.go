@@ -83,3 +83,27 @@ func TestConcurrencyFromTheProbe(t *testing.T) {
 		}
 	}
 }
+
+func TestCalibrationVerdict(t *testing.T) {
+	rep := func(tput float64, wait, op time.Duration) *Report {
+		return &Report{Throughput: tput, Wait: Percentiles{Count: 1, P99: wait}, OpLatency: Percentiles{Count: 1, Mean: op}}
+	}
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name                string
+		predicted, measured *Report
+		met, negligible     bool
+	}{
+		{"both within", rep(1100, 5*ms, ms), rep(1000, 4500*time.Microsecond, ms), true, false},
+		{"throughput off", rep(1300, 5*ms, ms), rep(1000, 5*ms, ms), false, false},
+		{"wait off", rep(1000, 8*ms, ms), rep(1000, 5*ms, ms), false, false},
+		{"waits shorter than an operation", rep(1000, 200*time.Microsecond, 2*ms), rep(1000, 700*time.Microsecond, 2*ms), true, true},
+		{"a wait predicted short, measured long", rep(1000, 200*time.Microsecond, 2*ms), rep(1000, 3*ms, 2*ms), false, false},
+		{"nothing measured", rep(1000, ms, ms), rep(0, 0, 0), false, false},
+	} {
+		c := &Calibration{Predicted: tc.predicted, Measured: tc.measured}
+		if c.Met() != tc.met || c.WaitNegligible() != tc.negligible {
+			t.Errorf("%s: met %v, wait negligible %v; want %v and %v", tc.name, c.Met(), c.WaitNegligible(), tc.met, tc.negligible)
+		}
+	}
+}

@@ -74,11 +74,12 @@ type Advice struct {
 // or fail-fast refusals: those hide waits the percentiles would otherwise
 // have counted.
 //
-// A deeper run qualifies only if its operations' p99 is also within target
-// of the shallowest run's at the same size. Operations that share a
-// connection contend at the server: past what it can work on at once, more
-// depth only moves the wait from the pool's queue into the operations, and
-// that is no gain.
+// Depth counts against the target too. Operations that share a connection
+// contend at the server: past what it can work on at once, more depth only
+// moves the wait from the pool's queue into the operations, and that is no
+// gain. So a run's lease-wait p99 and the rise of its operations' p99 over
+// the shallowest run's at the same size must be within target together:
+// both are what the pool adds to a request.
 func Advise(runs []*Report, target time.Duration) Advice {
 	a := Advice{TargetP99: target}
 	sorted := sortedBySizeAndDepth(runs)
@@ -98,8 +99,8 @@ func Advise(runs []*Report, target time.Duration) Advice {
 			shallowest[r.PoolSize] = r
 		}
 		refused := r.Errors.Timeout + r.Errors.Exhausted
-		slower := r.OpLatency.P99 - base.OpLatency.P99
-		if refused == 0 && r.Wait.P99 <= target && slower > target {
+		slower := max(r.OpLatency.P99-base.OpLatency.P99, 0)
+		if refused == 0 && r.Wait.P99 <= target && r.Wait.P99+slower > target {
 			if movedWait == nil {
 				movedWait = r
 			}
@@ -122,7 +123,7 @@ func Advise(runs []*Report, target time.Duration) Advice {
 	if best == nil {
 		a.Reason = fmt.Sprintf("no completed run to judge a p99 of %v by", target)
 		if movedWait != nil {
-			a.Reason = fmt.Sprintf("no run keeps the lease-wait p99 within %v without its operations' p99 rising by more than that", target)
+			a.Reason = fmt.Sprintf("no run keeps its lease-wait p99, with the rise of its operations' p99 at depth, within %v", target)
 		}
 		return a
 	}
@@ -146,8 +147,8 @@ func advised(r, base *Report, target time.Duration, manyDepths bool) string {
 		s = fmt.Sprintf("pool size %d at depth %d (operations per connection) is the fewest connections, "+
 			"and the smallest depth for them, whose lease-wait p99 (%v) is within %v",
 			r.PoolSize, r.Depth, round(r.Wait.P99), target)
-		if r != base {
-			s += fmt.Sprintf(", with operations' p99 %v against %v at depth %d",
+		if rise := r.OpLatency.P99 - base.OpLatency.P99; r != base && rise > 0 {
+			s += fmt.Sprintf(" with the rise of its operations' p99 (%v against %v at depth %d)",
 				round(r.OpLatency.P99), round(base.OpLatency.P99), base.Depth)
 		}
 	case r.Depth > 1:

@@ -141,10 +141,10 @@ func TestSweepAdvisesSizeAndDepth(t *testing.T) {
 			reason      string
 		}{
 			{3 * time.Millisecond, true, 1, 4, "pool size 1 at depth 4"},
-			{2 * time.Millisecond, true, 2, 4, "with operations' p99 2ms against 1ms at depth 1"},
-			// Size 4 at depth 4 waits not at all, but its operations take
-			// 3ms longer: the wait moved into the server.
-			{time.Millisecond, false, 2, 4, "try larger sizes or depths"},
+			// Size 2 at depth 4 waits 2ms, and its operations take 1ms
+			// longer; size 4 at depth 4 waits not at all, but its
+			// operations take 3ms longer: the wait moved into the server.
+			{2 * time.Millisecond, false, 1, 4, "try larger sizes or depths"},
 			{20 * time.Millisecond, true, 1, 1, "pool size 1 at depth 1"},
 		} {
 			a := sim.Advise(res.Runs, tc.target)
@@ -179,5 +179,13 @@ func TestAdviseSaysWhenTheWaitMovedIntoTheServer(t *testing.T) {
 	if !a.Found || a.Size != 2 || a.Depth != 1 ||
 		!strings.Contains(a.Reason, "pool size 1 at depth 8 waited less, but its operations' p99 rose by 11ms") {
 		t.Fatalf("Advise = %+v; want size 2 at depth 1, and why not size 1 at depth 8", a)
+	}
+	// A depth whose operations slow down by less than the target, less
+	// their wait, is a gain.
+	runs = append(runs, r(1, 4, 2*time.Millisecond, 3*time.Millisecond))
+	a = sim.Advise(runs, 5*time.Millisecond)
+	if !a.Found || a.Size != 1 || a.Depth != 4 ||
+		!strings.Contains(a.Reason, "whose lease-wait p99 (2ms) is within 5ms with the rise of its operations' p99 (3ms against 1ms at depth 1)") {
+		t.Fatalf("Advise = %+v; want size 1 at depth 4: 2ms of wait and 2ms more per operation", a)
 	}
 }

@@ -12,12 +12,14 @@ test:
 	@echo "make test: the allocation tests, which the race detector skips"
 	$(GO) test -count=1 -run 'Allocates' ./lease/ ./ldapconn/
 
-## sim: a short default load simulation against the embedded LDAP server.
+## sim: a short default load simulation against the embedded LDAP server; SIMFLAGS go to ldapsim,
+## as in make sim SIMFLAGS="-calibrate -target slapd" (docs/sizing.md).
+SIMFLAGS ?=
 sim:
 	@echo "make sim: building ldapsim; the first run downloads the modules and compiles (about a minute, quiet)"
 	$(GO) build -o bin/ldapsim ./cmd/ldapsim
-	@echo "make sim: a 15-second simulation against the embedded LDAP server; a progress line follows"
-	./bin/ldapsim
+	@echo "make sim: ldapsim $(SIMFLAGS) (with no flags, 15 seconds against the embedded LDAP server); a progress line follows"
+	./bin/ldapsim $(SIMFLAGS)
 
 ## soak: random leases, releases, discards and cancellations with injected faults, for SOAK
 ## against the embedded server (docs/soak.md), after SOAK_SEEDS seeds of the engine's soak.

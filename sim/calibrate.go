@@ -25,9 +25,11 @@ type Calibration struct {
 }
 
 // Probe is what Calibrate measures of a real server before it runs the
-// workload: the latency of one operation at a time, and the throughput with
-// as many at once as the workload will keep in flight, each on a connection
-// of its own, which says how many the server works on at once.
+// workload: the latency of one operation at a time, and the latency and
+// throughput with as many at once as the workload will keep in flight, laid
+// on connections as the workload's pool lays them (one each at depth 1,
+// shares of connections of its depth above), which says how many the server
+// works on at once, and what carrying several on a connection costs.
 type Probe struct {
 	Duration time.Duration `json:"duration_ns"` // of each of the two probe runs
 	// Latency is of one operation at a time on one connection.
@@ -35,18 +37,34 @@ type Probe struct {
 	// Connect is the first lease's wait in the sequential run: a dial and
 	// a bind.
 	Connect time.Duration `json:"connect_ns"`
-	// InFlight operations at once, each on a connection of its own, gave
-	// Throughput operations a second.
+	// InFlight operations at once, on Conns connections, gave Throughput
+	// operations a second, and took Loaded each.
 	InFlight   int         `json:"in_flight"`
+	Conns      int         `json:"conns"`
 	Throughput float64     `json:"throughput_per_s"`
-	Loaded     Percentiles `json:"loaded_latency"` // of an operation with InFlight at once
+	Loaded     Percentiles `json:"loaded_latency"`
 	// Concurrency is what the server works on at once, as the two runs
 	// tell: InFlight × Latency's mean / Loaded's mean, rounded, at least 1;
 	// 0 when that is InFlight or more: the server kept up, and its limit, if
 	// any, is beyond what the probe reached.
 	Concurrency int `json:"concurrency"`
+	// ThroughputAfter is the loaded probe's throughput again, once the
+	// runs are done: far from Throughput, the server, or the machine it
+	// shares, changed speed meanwhile, and the comparison is unsound.
+	ThroughputAfter float64 `json:"throughput_after_per_s"`
 	// Errors of the probe runs: the fit means nothing if there are any.
 	Errors int64 `json:"errors"`
+}
+
+// steadyWithin is how far ThroughputAfter may be from Throughput for the
+// server to count as steady during a calibration.
+const steadyWithin = 0.1
+
+// Steady reports whether the loaded probe's throughput after the runs was
+// within steadyWithin of the one before: whether the server ran at one speed
+// throughout.
+func (p Probe) Steady() bool {
+	return p.Throughput > 0 && math.Abs(p.ThroughputAfter/p.Throughput-1) <= steadyWithin
 }
 
 // CalibrationGoal is how close the model's predicted throughput and p99
@@ -56,7 +74,8 @@ const CalibrationGoal = 0.2
 // Calibrate fits a server Model to the server behind real and checks it:
 // it probes real for probe each with one operation at a time and with as
 // many as cfg's workload keeps in flight (see Probe), fits a Model to what it
-// measured (FitModel), then runs cfg on the model and on real, in that order.
+// measured (FitModel, then fitTail), then runs cfg on the model and on real,
+// in that order, and probes real once more to see that it kept its speed.
 // It returns an error only when a run cannot be made; when ctx ends it
 // returns what it measured so far, with the reports marked Interrupted or
 // missing.
@@ -73,15 +92,16 @@ func Calibrate(ctx context.Context, real Backend, cfg Config, probe time.Duratio
 	if err != nil {
 		return nil, fmt.Errorf("sim: calibrate: sequential probe: %w", err)
 	}
-	k := inFlight(cfg)
+	k, d := inFlight(cfg), cfg.Pool.depth()
 	many := one
-	many.Workload.Clients, many.Pool.Size = k, k
+	many.Workload.Clients, many.Pool = k, PoolConfig{Size: (k + d - 1) / d, Depth: d}
 	par, err := Run(ctx, real, many)
 	if err != nil {
 		return nil, fmt.Errorf("sim: calibrate: probe with %d at once: %w", k, err)
 	}
 	c.Probe.Latency, c.Probe.Connect = seq.OpLatency, seq.Wait.Max
-	c.Probe.InFlight, c.Probe.Throughput, c.Probe.Loaded = k, par.Throughput, par.OpLatency
+	c.Probe.InFlight, c.Probe.Conns = k, many.Pool.Size
+	c.Probe.Throughput, c.Probe.Loaded = par.Throughput, par.OpLatency
 	c.Probe.Errors = seq.Errors.Total() + par.Errors.Total()
 	c.Probe.Concurrency = concurrency(c.Probe)
 	c.Model = FitModel(c.Probe, cfg.Seed)
@@ -101,8 +121,16 @@ func Calibrate(ctx context.Context, real Backend, cfg Config, probe time.Duratio
 	if ctx.Err() != nil {
 		return c, nil
 	}
-	c.Measured, err = Run(ctx, real, cfg)
-	return c, err
+	if c.Measured, err = Run(ctx, real, cfg); err != nil || ctx.Err() != nil {
+		return c, err
+	}
+	after, err := Run(ctx, real, many)
+	if err != nil {
+		return nil, fmt.Errorf("sim: calibrate: probe with %d at once, again: %w", k, err)
+	}
+	c.Probe.ThroughputAfter = after.Throughput
+	c.Probe.Errors += after.Errors.Total()
+	return c, nil
 }
 
 // inFlight returns how many operations cfg's workload keeps in flight at
@@ -291,7 +319,8 @@ func (c *Calibration) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	row := func(name, format string, a ...any) { fmt.Fprintf(tw, "%s\t"+format+"\n", append([]any{name}, a...)...) }
 	row("probe", "one search at a time for %v: %s", p.Duration, p.Latency)
-	row("", "%d at once, each on its own connection: %.1f ops/s, %s; connect and bind %v", p.InFlight, p.Throughput, p.Loaded, round(p.Connect))
+	row("", "%d at once on %s: %.1f ops/s, %s", p.InFlight, plural(p.Conns, "connection"), p.Throughput, p.Loaded)
+	row("", "connect and bind %v", round(p.Connect))
 	if p.Concurrency > 0 {
 		row("", "so the server works on about %d at once", p.Concurrency)
 	} else {
@@ -353,8 +382,16 @@ func (c *Calibration) WriteTable(w io.Writer) error {
 		verdict = fmt.Sprintf("NOT within ±%.0f%%: throughput off by %s, p99 lease wait by %s",
 			goal, off(c.ThroughputRatio()), off(c.WaitRatio()))
 	}
-	_, err := fmt.Fprintf(w, "\ncalibration: %s\n", verdict)
-	return err
+	if _, err := fmt.Fprintf(w, "\ncalibration: %s\n", verdict); err != nil {
+		return err
+	}
+	if p.ThroughputAfter > 0 && !p.Steady() {
+		_, err := fmt.Fprintf(w, "unsteady: the probe with %d at once did %.1f ops/s after the runs, %s from before: "+
+			"the server, or the machine it shares, changed speed meanwhile; calibrate again when it is quiet\n",
+			p.InFlight, p.ThroughputAfter, off(p.ThroughputAfter/p.Throughput))
+		return err
+	}
+	return nil
 }
 
 // WriteJSON writes c as indented JSON. Durations are in nanoseconds, in
@@ -378,8 +415,9 @@ func (c *Calibration) WriteJSON(w io.Writer) error {
 		WaitRatio       *float64 `json:"wait_p99_ratio"`
 		WaitNegligible  bool     `json:"wait_negligible"`
 		Met             bool     `json:"met"`
+		Steady          bool     `json:"steady"`
 	}{c, model{m.Latency.Dist, m.Latency.Mean, m.Latency.Sigma, m.ConnectCost, m.Concurrency, c.ModelFlags()},
-		finite(c.ThroughputRatio()), finite(c.WaitRatio()), c.WaitNegligible(), c.Met()})
+		finite(c.ThroughputRatio()), finite(c.WaitRatio()), c.WaitNegligible(), c.Met(), c.Probe.Steady()})
 }
 
 func finite(x float64) *float64 {

@@ -2,6 +2,7 @@ package sim
 
 import (
 	"math"
+	"strings"
 	"testing"
 	"time"
 )
@@ -105,5 +106,21 @@ func TestCalibrationVerdict(t *testing.T) {
 		if c.Met() != tc.met || c.WaitNegligible() != tc.negligible {
 			t.Errorf("%s: met %v, wait negligible %v; want %v and %v", tc.name, c.Met(), c.WaitNegligible(), tc.met, tc.negligible)
 		}
+	}
+}
+
+func TestCalibrationSaysWhenTheServerChangedSpeed(t *testing.T) {
+	rep := &Report{Throughput: 1000, Wait: Percentiles{Count: 1, P99: time.Millisecond}, OpLatency: Percentiles{Count: 1, Mean: time.Millisecond}}
+	c := &Calibration{Probe: Probe{InFlight: 4, Conns: 4, Throughput: 7000, ThroughputAfter: 4900}, Predicted: rep, Measured: rep}
+	var out strings.Builder
+	if err := c.WriteTable(&out); err != nil {
+		t.Fatal(err)
+	}
+	if c.Probe.Steady() || !strings.Contains(out.String(), "unsteady: the probe with 4 at once did 4900.0 ops/s after the runs, -30% from before") {
+		t.Fatalf("steady %v; table:\n%s\nwant the calibration marked unsteady", c.Probe.Steady(), out.String())
+	}
+	c.Probe.ThroughputAfter = 6800
+	if !c.Probe.Steady() {
+		t.Fatal("7000 then 6800 ops/s: want steady")
 	}
 }

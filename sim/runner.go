@@ -213,29 +213,11 @@ func (r *runner) request(ctx context.Context, t Target, rec *clientRec) (failed 
 			cutOff = true
 			return nil
 		}
-		n := r.leased.Add(1)
-		for p := r.peakLeased.Load(); n > p && !r.peakLeased.CompareAndSwap(p, n); p = r.peakLeased.Load() {
-		}
-		opStart := time.Now()
-		err := c.Op(leaseCtx)
-		latency := time.Since(opStart)
-		r.leased.Add(-1)
+		late, err := r.operate(ctx, leaseCtx, c, rec)
 		start = time.Now() // a second call is Do's retry on a fresh connection
-		switch {
-		case ctx.Err() != nil:
-			// Finished, or failed, after the end of the run: not measured.
-			cutOff = true
-			return nil
-		case err == nil:
-			r.ops.Add(1)
-			rec.done(latency)
-			return nil
-		default:
-			r.errs.Add(1)
-			rec.fail(KindOp, err)
-			failed = true
-			return err
-		}
+		cutOff = cutOff || late
+		failed = failed || err != nil
+		return err
 	})
 	switch {
 	case used:
@@ -251,6 +233,32 @@ func (r *runner) request(ctx context.Context, t Target, rec *clientRec) (failed 
 		rec.cutOff()
 	}
 	return failed
+}
+
+// operate runs the operation on c under leaseCtx and records it in rec,
+// returning its error; late reports an operation that ended after the end of
+// the run (ctx), which is not measured, and then the error is nil, so that
+// the connection goes back to the pool.
+func (r *runner) operate(ctx, leaseCtx context.Context, c Conn, rec *clientRec) (late bool, err error) {
+	n := r.leased.Add(1)
+	for p := r.peakLeased.Load(); n > p && !r.peakLeased.CompareAndSwap(p, n); p = r.peakLeased.Load() {
+	}
+	start := time.Now()
+	err = c.Op(leaseCtx)
+	latency := time.Since(start)
+	r.leased.Add(-1)
+	switch {
+	case ctx.Err() != nil:
+		return true, nil
+	case err == nil:
+		r.ops.Add(1)
+		rec.done(latency)
+		return false, nil
+	default:
+		r.errs.Add(1)
+		rec.fail(KindOp, err)
+		return false, err
+	}
 }
 
 // peaks is what the sampler saw.

@@ -230,7 +230,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 	}
 	row("throughput", "%.1f ops/s (%d operations in %v)", r.Throughput, r.Ops, round(r.Elapsed))
 	if r.TimerGranularity > fineTimers {
-		row("timer", "granularity %v: a shorter sleep ends that late here; the server model's delays are kept exact, think times and arrival gaps are not",
+		row("timer", "granularity %v: shorter sleeps (think times, arrival gaps) end that late here; the server model keeps its own delays exact",
 			round(r.TimerGranularity))
 	} else {
 		row("timer", "granularity %v", round(r.TimerGranularity))

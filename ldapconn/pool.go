@@ -87,7 +87,7 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	}
 	conn := &connector{cfg: &p.cfg, health: p.health}
 	p.conn = conn
-	p.moves = new(moveBudget)
+
 	p.probeMu, p.probing, p.probes = new(sync.Mutex), new(sync.WaitGroup), new(singleflight.Group)
 	p.probeCtx, p.endProbe = context.WithCancel(context.Background())
 	// One resolved configuration makes both pools: the pool derives what the
@@ -105,6 +105,7 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	if p.main, err = engine.New[*Conn](conn, mainOpts...); err != nil {
 		return nil, optionError(err)
 	}
+	p.moves = newMoveBudget(p.main.Stats().MaxInFlight)
 	if p.auth, err = engine.New[*Conn](conn, authOpts...); err != nil {
 		p.main.Close(context.Background())
 		p.endProbe()
@@ -351,7 +352,10 @@ func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Searc
 	for tries := 0; ; tries++ {
 		err = p.Do(ctx, func(c ldap.Client) error {
 			l := c.(*client).l
-			if tries < p.cfg.maxSize && p.health.markedSlow(l.inner.Conn().server, time.Now()) {
+			// Each pass closes a connection to the slow server (when its
+			// shares are done): past WithMaxSize of them a connection
+			// elsewhere is dialed.
+			if tries <= p.cfg.maxSize && p.health.markedSlow(l.inner.Conn().server, time.Now()) {
 				l.inner.Taint(errMoved)
 				return errMoved
 			}

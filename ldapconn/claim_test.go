@@ -12,12 +12,21 @@ import (
 	"github.com/fairpool/ldappool/ldaptest"
 )
 
-// A panic inside a go-ldap call on a share (Search(nil)) is recovered by Do
+// A panic inside a go-ldap call on a share (Modify(nil)) is recovered by Do
 // as documented, and the other operations on the shared connection go on:
 // the call's claim on the connection's next message ID is settled on the
 // way out. (Found by a review: the claim stayed held, and every other
 // operation on the connection waited for ever.)
 func TestPanicOnAShareLeavesItsConnectionUsable(t *testing.T) {
+	t.Run("caller's goroutine", func(t *testing.T) { panicOnAShare(t, context.Background()) })
+	// Under a context that can end, the call runs on a goroutine of its
+	// own: the panic still reaches Do, which recovers it.
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	t.Run("call's goroutine", func(t *testing.T) { panicOnAShare(t, ctx) })
+}
+
+func panicOnAShare(t *testing.T, panicCtx context.Context) {
 	srv := embedded(t)
 	p := newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(1))
 	if err := p.Ping(t.Context()); err != nil {
@@ -39,12 +48,11 @@ func TestPanicOnAShareLeavesItsConnectionUsable(t *testing.T) {
 	func() {
 		defer func() {
 			if recover() == nil {
-				t.Error("Search(nil) did not panic")
+				t.Error("Modify(nil) did not panic")
 			}
 		}()
-		_ = p.Do(context.Background(), func(c ldap.Client) error {
-			_, err := c.Search(nil)
-			return err
+		_ = p.Do(panicCtx, func(c ldap.Client) error {
+			return c.Modify(nil) // go-ldap's encoding panics
 		})
 	}()
 	close(panicked)

@@ -72,7 +72,15 @@ func (c *client) stream(ctx context.Context, name string, r *ldap.SearchRequest,
 		// The pump also settles the claim as soon as go-ldap is done with
 		// the request, written or not, so that no other operation on the
 		// connection waits for this stream's reader.
-		resp = newPump(resp, func() { conn.wire.settle(cl) })
+		resp = newPump(resp, func() {
+			if sctx.Err() != nil {
+				// Ended as it started: the request may be on its way to
+				// the socket still (see settleSent).
+				conn.wire.settleSent(cl, conn.ldap.IsClosing)
+				return
+			}
+			conn.wire.settle(cl)
+		})
 	}
 	s := &stream{l: c.l, resp: resp, claim: cl, cancel: func() { unlink(); cancel() }}
 	c.l.addStream(s)

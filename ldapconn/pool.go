@@ -87,7 +87,7 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	}
 	conn := &connector{cfg: &p.cfg, health: p.health}
 	p.conn = conn
-	p.moves = new(moveBudget)
+
 	p.probeMu, p.probing, p.probes = new(sync.Mutex), new(sync.WaitGroup), new(singleflight.Group)
 	p.probeCtx, p.endProbe = context.WithCancel(context.Background())
 	// One resolved configuration makes both pools: the pool derives what the
@@ -105,6 +105,7 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	if p.main, err = engine.New[*Conn](conn, mainOpts...); err != nil {
 		return nil, optionError(err)
 	}
+	p.moves = newMoveBudget(p.main.Stats().MaxInFlight)
 	if p.auth, err = engine.New[*Conn](conn, authOpts...); err != nil {
 		p.main.Close(context.Background())
 		p.endProbe()
@@ -190,7 +191,12 @@ func (p *Pool) unwrapCredentials(err error) error {
 // other binds, StartTLS, Unbind, SetTimeout) fail with an error matching
 // ErrSharedConnection; DoAs and Lease lend a connection of the caller's own.
 // When fn's context ends, a search it runs is abandoned at the server
-// (an LDAP Abandon), and the shared connection stays open.
+// (an LDAP Abandon), and the shared connection stays open. Under
+// WithStartTLS the message IDs travel inside TLS, where the pool cannot
+// read them: no Abandon is sent, the server finishes the search, and its
+// answer is dropped (ldaps:// has no such limit). A paged search
+// (SearchWithPaging) takes turns with other paged searches on the
+// connection, since servers keep one paging state per connection.
 //
 // fn may call Authenticate (binds have their own lane). It must not take a
 // second service connection (Lease, Do, Search) of the same pool: with every
@@ -351,7 +357,10 @@ func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Searc
 	for tries := 0; ; tries++ {
 		err = p.Do(ctx, func(c ldap.Client) error {
 			l := c.(*client).l
-			if tries < p.cfg.maxSize && p.health.markedSlow(l.inner.Conn().server, time.Now()) {
+			// Each pass closes a connection to the slow server (when its
+			// shares are done): past WithMaxSize of them a connection
+			// elsewhere is dialed.
+			if tries <= p.cfg.maxSize && p.health.markedSlow(l.inner.Conn().server, time.Now()) {
 				l.inner.Taint(errMoved)
 				return errMoved
 			}

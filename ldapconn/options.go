@@ -44,7 +44,7 @@ type config struct {
 	retryBroken    bool            // true: Do retries once on a fresh connection
 	logger         *slog.Logger    // slog.Default(): the availability log
 	maxSize        int             // 10, as the engine's
-	opsPerConn     int             // defaultOpsPerConn operations in flight on one service connection (Do, Search, Compare)
+	opsPerConn     int             // DefaultOpsPerConn operations in flight on one service connection (Do, Search, Compare)
 	engine         []engine.Option // the pool knobs below, in the order given, for both pools
 }
 
@@ -62,7 +62,7 @@ func defaultConfig() config {
 		retryBroken:    true,
 		logger:         slog.Default(),
 		maxSize:        10,
-		opsPerConn:     defaultOpsPerConn,
+		opsPerConn:     DefaultOpsPerConn,
 	}
 }
 
@@ -179,10 +179,10 @@ func WithMaxSize(n int) Option {
 	return optionFunc(func(c *config) { c.maxSize = n; c.engine = append(c.engine, engine.WithMaxSize(n)) })
 }
 
-// defaultOpsPerConn is how many operations of the service identity one
-// connection carries at once by default (docs/benchmarks.md has the
-// measurements it was chosen by).
-const defaultOpsPerConn = 8
+// DefaultOpsPerConn is how many operations of the service identity one
+// connection carries at once unless WithOpsPerConn says otherwise
+// (docs/benchmarks.md has the measurements it was chosen by).
+const DefaultOpsPerConn = 8
 
 // WithOpsPerConn sets how many operations of the service identity (Do,
 // Search, Compare) one connection carries at once: go-ldap multiplexes them

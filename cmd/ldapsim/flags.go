@@ -101,7 +101,7 @@ func parseFlags(args []string, stderr io.Writer) (o *options, usage func(), err 
 	fs.DurationVar(&o.duration, "duration", 15*time.Second, "how long each run makes requests")
 
 	fs.IntVar(&o.pool.Size, "pool-size", 4, "the pool's maximum size (each process's, for multiprocess)")
-	fs.IntVar(&o.pool.Depth, "depth", 1, "operations in flight per connection (ldapconn.WithOpsPerConn): above 1 each operation takes a share of a connection instead of a whole one")
+	fs.IntVar(&o.pool.Depth, "depth", ldapconn.DefaultOpsPerConn, "operations in flight per connection (ldapconn.WithOpsPerConn): above 1 each operation takes a share of a connection instead of a whole one")
 	fs.IntVar(&o.pool.MaxInFlight, "max-in-flight", 0, "operations in flight at once across each pool's connections (ldapconn.WithMaxInFlight); 0: -pool-size x -depth")
 	fs.IntVar(&o.pool.MinIdle, "min-idle", 0, "idle connections the pool keeps open")
 	fs.DurationVar(&o.pool.WaitTimeout, "wait-timeout", 0, "how long a lease waits before failing; 0: until the run ends")

@@ -192,7 +192,7 @@ func TestRandomSoakKeepsTheArithmetic(t *testing.T) {
 					engine.WithMaxLifetime(4*time.Millisecond), engine.WithLifetimeJitter(0),
 					engine.WithValidateOnRelease(), engine.WithValidatePeriod(2*time.Millisecond),
 					engine.WithPrunePeriod(time.Millisecond), engine.WithMinIdle(1), engine.WithDefaultKey(keyA),
-					engine.WithMaxDialing(2))
+					engine.WithMaxDialing(2), engine.WithOpsPerConn(3))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -207,7 +207,11 @@ func TestRandomSoakKeepsTheArithmetic(t *testing.T) {
 								ctx, cancel = context.WithTimeout(t.Context(), time.Duration(1+i%3)*time.Millisecond)
 							}
 							asked.Add(1)
-							l, err := p.Lease(ctx, keys[(g+i)%len(keys)])
+							take := p.Lease
+							if chance(0.5) {
+								take = p.Share
+							}
+							l, err := take(ctx, keys[(g+i)%len(keys)])
 							answered.Add(1)
 							cancel()
 							if err != nil {

@@ -45,6 +45,9 @@ func (c *client) conn() *ldap.Conn { return c.l.inner.Conn().ldap }
 // response still due on it.
 func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, error) {
 	var zero T
+	if err := c.refused(); err != nil {
+		return zero, err
+	}
 	if !c.l.startUse() {
 		return zero, released(name)
 	}
@@ -53,11 +56,13 @@ func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, erro
 		c.l.endUse()
 		return zero, fmt.Errorf("ldapconn: %s not started: %w", name, err)
 	}
-	conn := c.conn()
-	h, server := c.l.pool.health, c.l.inner.Conn().server
+	conn := c.l.inner.Conn()
+	h, server := c.l.pool.health, conn.server
 	v, err := ctxtime.Call(ctx, func() (T, error) {
 		start := h.begin(server)
-		v, err := op(conn)
+		cl := conn.wire.claimNext() // see wireConn: keeps the IDs of concurrent searches exact
+		v, err := op(conn.ldap)
+		conn.wire.settle(cl)
 		h.end(server, start, answered(err))
 		err = c.l.observe(err) // before the use ends: a broken connection is tainted before it can go back
 		c.l.endUse()           // before the answer: a Release that follows it gives the connection back at once
@@ -72,6 +77,9 @@ func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, erro
 // runAware runs op, which honours ctx itself, inside a use of the lease.
 func runAware[T any](c *client, name string, op func(ctx context.Context, conn *Conn) (T, error)) (T, error) {
 	var zero T
+	if err := c.refused(); err != nil {
+		return zero, err
+	}
 	if !c.l.startUse() {
 		return zero, released(name)
 	}
@@ -148,9 +156,11 @@ func search(ctx context.Context, conn *Conn, r *ldap.SearchRequest) (*ldap.Searc
 	if conn.ldap.IsClosing() {
 		return nil, errConnClosed
 	}
-	before := conn.wire.lastID.Load()
+	cl := conn.wire.claimNext()
 	resp := conn.ldap.SearchAsync(ctx, r, 0)
 	res := &ldap.SearchResult{Entries: []*ldap.Entry{}, Referrals: []string{}, Controls: []ldap.Control{}}
+	// go-ldap's Next returns false once its goroutine has ended, so after
+	// this loop the request was written or never will be: settle is exact.
 	for resp.Next() {
 		switch {
 		case resp.Entry() != nil:
@@ -161,8 +171,14 @@ func search(ctx context.Context, conn *Conn, r *ldap.SearchRequest) (*ldap.Searc
 			res.Controls = append(res.Controls, resp.Controls()...)
 		}
 	}
+	var id int64
+	if ctx.Err() != nil {
+		id = conn.wire.settleSent(cl, conn.ldap.IsClosing)
+	} else {
+		id = conn.wire.settle(cl)
+	}
 	if err := ctx.Err(); err != nil {
-		if id := conn.wire.lastID.Load(); id != before {
+		if id > 0 {
 			conn.wire.abandon(id)
 		}
 		return nil, fmt.Errorf("ldapconn: Search abandoned: %w", err)
@@ -174,7 +190,7 @@ func search(ctx context.Context, conn *Conn, r *ldap.SearchRequest) (*ldap.Searc
 		}
 		return res, err
 	}
-	if conn.ldap.IsClosing() && conn.wire.lastID.Load() == before {
+	if conn.ldap.IsClosing() && id == 0 {
 		return nil, errConnClosed // closed before the request was written
 	}
 	return res, nil
@@ -206,11 +222,32 @@ func (c *client) rebind(op func(*ldap.Conn) error) func(*ldap.Conn) error {
 	}
 }
 
+// refused returns the error of every operation on a share after its
+// SetTimeout, which a share cannot honour.
+func (c *client) refused() error {
+	if c.l.refused.Load() {
+		return refusedOnShare("SetTimeout (called earlier on this Client)")
+	}
+	return nil
+}
+
+// exclusive returns the error of op, which changes the connection's
+// identity or security state, on a share; nil on a whole connection.
+func (c *client) exclusive(op string) error {
+	if c.l.shared {
+		return refusedOnShare(op)
+	}
+	return nil
+}
+
 func (c *client) taint(why string) { c.l.inner.Taint(errors.New("ldapconn: " + why)) }
 
 func (c *client) Start() {}
 
 func (c *client) StartTLS(cfg *tls.Config) error {
+	if err := c.exclusive("StartTLS"); err != nil {
+		return err
+	}
 	return run0(c, "StartTLS", func(conn *ldap.Conn) error {
 		c.taint("StartTLS changed the connection's security state")
 		return conn.StartTLS(cfg)
@@ -240,7 +277,16 @@ func (c *client) IsClosing() bool {
 
 // SetTimeout changes the operation timeout of this connection; the pool
 // restores its own when the connection is reused.
+//
+// On a share (Do and Search with WithOpsPerConn above 1) it cannot: the
+// timeout is the connection's, and other operations run on it. There it
+// changes nothing, and every later operation through this Client fails
+// with an error matching ErrSharedConnection.
 func (c *client) SetTimeout(d time.Duration) {
+	if c.l.shared {
+		c.l.refused.Store(true)
+		return
+	}
 	c.with(func(conn *ldap.Conn) {
 		c.l.rebound.Store(true) // settle resets the timeout with the identity
 		conn.SetTimeout(d)
@@ -261,14 +307,23 @@ func (c *client) TLSConnectionState() (state tls.ConnectionState, ok bool) {
 }
 
 func (c *client) Bind(username, password string) error {
+	if err := c.exclusive("Bind"); err != nil {
+		return err
+	}
 	return run0(c, "Bind", c.rebind(func(conn *ldap.Conn) error { return conn.Bind(username, password) }))
 }
 
 func (c *client) UnauthenticatedBind(username string) error {
+	if err := c.exclusive("UnauthenticatedBind"); err != nil {
+		return err
+	}
 	return run0(c, "UnauthenticatedBind", c.rebind(func(conn *ldap.Conn) error { return conn.UnauthenticatedBind(username) }))
 }
 
 func (c *client) SimpleBind(r *ldap.SimpleBindRequest) (*ldap.SimpleBindResult, error) {
+	if err := c.exclusive("SimpleBind"); err != nil {
+		return nil, err
+	}
 	return run(c, "SimpleBind", func(conn *ldap.Conn) (*ldap.SimpleBindResult, error) {
 		c.l.rebound.Store(true)
 		return conn.SimpleBind(r)
@@ -276,16 +331,25 @@ func (c *client) SimpleBind(r *ldap.SimpleBindRequest) (*ldap.SimpleBindResult, 
 }
 
 func (c *client) ExternalBind() error {
+	if err := c.exclusive("ExternalBind"); err != nil {
+		return err
+	}
 	return run0(c, "ExternalBind", c.rebind(func(conn *ldap.Conn) error { return conn.ExternalBind() }))
 }
 
 func (c *client) NTLMUnauthenticatedBind(domain, username string) error {
+	if err := c.exclusive("NTLMUnauthenticatedBind"); err != nil {
+		return err
+	}
 	return run0(c, "NTLMUnauthenticatedBind", c.rebind(func(conn *ldap.Conn) error {
 		return conn.NTLMUnauthenticatedBind(domain, username)
 	}))
 }
 
 func (c *client) Unbind() error {
+	if err := c.exclusive("Unbind"); err != nil {
+		return err
+	}
 	return run0(c, "Unbind", func(conn *ldap.Conn) error {
 		c.taint("unbound by its holder")
 		return conn.Unbind()

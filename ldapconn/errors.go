@@ -28,6 +28,7 @@ import (
 //	released lease          errors.Is(err, ErrLeaseReleased)
 //	connection broken       IsBroken(err)
 //	write may have happened errors.Is(err, ErrOutcomeUnknown) (Do, DoAs)
+//	Bind inside Do          errors.Is(err, ErrSharedConnection)
 //	safe to try again       IsRetryable(err)
 //	the server's answer     ldap.IsErrorWithCode(err, code) (noSuchObject, ...)
 //
@@ -60,6 +61,14 @@ var (
 	// have applied it, so Do does not run the function again. Check the
 	// directory before trying the write again.
 	ErrOutcomeUnknown = errors.New("ldapconn: the connection broke after a write was sent; its outcome is unknown")
+
+	// ErrSharedConnection is matched by the error of a call that would
+	// change a shared connection's identity or security state (Bind and
+	// the other binds, StartTLS, Unbind, SetTimeout) on the Client that Do
+	// or Search lends: with WithOpsPerConn above 1 other operations run on
+	// the same connection at once. Authenticate checks a password; Lease,
+	// LeaseAs and DoAs lend a connection of the caller's own.
+	ErrSharedConnection = errors.New("ldapconn: the connection is shared with other operations")
 
 	// ErrClosed is matched by the error of every call made after Close,
 	// and of the callers still waiting for a connection when it was called.
@@ -243,4 +252,10 @@ func opCountsAgainstServer(err error) bool {
 // IsInvalidCredentials reports whether err is a bind refused with result 49.
 func IsInvalidCredentials(err error) bool {
 	return errors.Is(err, ErrInvalidCredentials) || ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials)
+}
+
+// refusedOnShare is the error of a call a share refuses.
+func refusedOnShare(op string) error {
+	return fmt.Errorf("%w: %s would change it for all of them; use Authenticate to check a password, or Lease, LeaseAs or DoAs for a connection of your own",
+		ErrSharedConnection, op)
 }

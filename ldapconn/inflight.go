@@ -104,7 +104,7 @@ func (u *uses) isReleased() bool {
 }
 
 // errOutlivedDo is why the connection of a use still running when Do's
-// function returned is closed.
+// function returned is closed, or, on a share, why a stream was ended.
 var errOutlivedDo = errors.New("ldapconn: an operation or stream was still running when Do's function returned")
 
 // startUse registers a use of the connection; see uses.
@@ -122,10 +122,17 @@ func (l *Lease) endUse() {
 // the function gave up on keeps the connection until it ends, within the
 // operation timeout, and Release gives it back then. A stream the function
 // left open may never be drained: its connection is closed under it.
+//
+// On a share the connection carries other operations: such a stream is
+// ended instead (abandoned at the server), and the share goes back when it
+// has drained.
 func (l *Lease) endDo() {
 	if l.use.streaming() {
-		l.Discard(errOutlivedDo)
-		return
+		if !l.shared {
+			l.Discard(errOutlivedDo)
+			return
+		}
+		l.cutStreams()
 	}
 	l.Release()
 }

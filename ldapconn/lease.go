@@ -21,10 +21,36 @@ type Lease struct {
 	ctx   context.Context // the context operations run under
 	who   identity        // the identity the pool bound it as
 
+	shared  bool        // a share of a connection other operations run on at once (WithOpsPerConn)
 	use     uses        // the calls running on the connection; see inflight.go
 	rebound atomic.Bool // the caller bound as someone else: revert on release
 	wrote   atomic.Bool // a write (Add, Modify, ..., Extended) was sent: Do must not run fn again
+	refused atomic.Bool // SetTimeout was called on a share: its next operations fail
 	once    sync.Once
+
+	streamMu sync.Mutex
+	streams  []*stream // the streams started on it, for endDo to end on a share
+}
+
+// addStream records a stream started on the lease.
+func (l *Lease) addStream(s *stream) {
+	l.streamMu.Lock()
+	l.streams = append(l.streams, s)
+	l.streamMu.Unlock()
+}
+
+// cutStreams ends every stream started on the lease that still runs: each
+// then drains, is abandoned at the server, ends its use, and its Err says
+// that Do's function returned first.
+func (l *Lease) cutStreams() {
+	l.streamMu.Lock()
+	streams := l.streams
+	l.streams = nil
+	l.streamMu.Unlock()
+	for _, s := range streams {
+		s.cut.Store(true)
+		s.cancel()
+	}
 }
 
 // Client returns the connection as go-ldap's ldap.Client, so code written

@@ -185,6 +185,14 @@ func (p *Pool) unwrapCredentials(err error) error {
 // seconds within ctx, before it returns ErrServerDown. Other errors are
 // returned as they are.
 //
+// fn's operations run on a share of a connection that carries up to
+// WithOpsPerConn operations at once (go-ldap multiplexes them), so the
+// calls that would change the connection for all of them (Bind and the
+// other binds, StartTLS, Unbind, SetTimeout) fail with an error matching
+// ErrSharedConnection; DoAs and Lease lend a connection of the caller's own.
+// When fn's context ends, a search it runs is abandoned at the server
+// (an LDAP Abandon), and the shared connection stays open.
+//
 // fn may call Authenticate (binds have their own lane). It must not take a
 // second service connection (Lease, Do, Search) of the same pool: with every
 // connection held by callers doing the same, each would wait for itself
@@ -194,10 +202,11 @@ func (p *Pool) Do(ctx context.Context, fn func(ldap.Client) error) error {
 	if p.closed.Load() {
 		return closedError("Do")
 	}
-	return p.doAs(ctx, p.service, fn)
+	return p.doAs(ctx, p.service, true, fn)
 }
 
-// DoAs is Do for connections bound as creds.
+// DoAs is Do for connections bound as creds, each lent whole to fn (so fn
+// may bind or StartTLS on it, as on a Lease's).
 func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client) error) error {
 	if p.closed.Load() {
 		return closedError("Do")
@@ -205,12 +214,13 @@ func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client)
 	if err := creds.check(); err != nil {
 		return err
 	}
-	return p.doAs(ctx, p.key(creds), fn)
+	return p.doAs(ctx, p.key(creds), false, fn)
 }
 
-// doAs is Do for connections bound as key's identity.
-func (p *Pool) doAs(ctx context.Context, key engine.Key, fn func(ldap.Client) error) error {
-	l, err := p.leaseThroughRestart(ctx, key, false)
+// doAs is Do for connections bound as key's identity, on a share of one
+// (WithOpsPerConn) if share.
+func (p *Pool) doAs(ctx context.Context, key engine.Key, share bool, fn func(ldap.Client) error) error {
+	l, err := p.leaseThroughRestart(ctx, key, false, share)
 	if err != nil {
 		return err
 	}
@@ -227,7 +237,7 @@ func (p *Pool) doAs(ctx context.Context, key engine.Key, fn func(ldap.Client) er
 	// fn sent only reads: once more on a connection validated or dialed for
 	// this call, whatever the age of the first (rule 8: a read may be
 	// retried).
-	retry, lerr := p.leaseThroughRestart(ctx, key, true)
+	retry, lerr := p.leaseThroughRestart(ctx, key, true, false)
 	if lerr != nil {
 		return fmt.Errorf("%w (and no fresh connection to retry on: %w)", err, lerr)
 	}
@@ -269,10 +279,10 @@ func restarting(err error) bool {
 // leaseThroughRestart is leaseAs for Do: while every server refuses, it waits
 // for the first one's next attempt and asks again, for up to restartGrace
 // and within ctx.
-func (p *Pool) leaseThroughRestart(ctx context.Context, key engine.Key, fresh bool) (*Lease, error) {
+func (p *Pool) leaseThroughRestart(ctx context.Context, key engine.Key, fresh, share bool) (*Lease, error) {
 	start := time.Now()
 	for {
-		l, err := p.leaseAs(ctx, key, fresh)
+		l, err := p.lease(ctx, key, fresh, share)
 		if err == nil || !restarting(err) || ctx.Err() != nil || time.Since(start) >= restartGrace {
 			return l, err
 		}
@@ -287,11 +297,21 @@ func (p *Pool) leaseThroughRestart(ctx context.Context, key engine.Key, fresh bo
 // leaseAs leases a connection bound as key's identity; fresh asks for one
 // validated or dialed for this lease.
 func (p *Pool) leaseAs(ctx context.Context, key engine.Key, fresh bool) (*Lease, error) {
+	return p.lease(ctx, key, fresh, false)
+}
+
+// lease is leaseAs, or, with share and WithOpsPerConn above 1, a share of
+// a connection that carries other operations at once.
+func (p *Pool) lease(ctx context.Context, key engine.Key, fresh, share bool) (*Lease, error) {
+	share = share && !fresh && p.cfg.opsPerConn > 1
 	var inner *lease.Lease[*Conn]
 	var err error
-	if fresh {
+	switch {
+	case fresh:
 		inner, err = p.main.LeaseFresh(ctx, key)
-	} else {
+	case share:
+		inner, err = p.main.Share(ctx, key)
+	default:
 		inner, err = p.main.Lease(ctx, key)
 	}
 	if err != nil {
@@ -300,7 +320,7 @@ func (p *Pool) leaseAs(ctx context.Context, key engine.Key, fresh bool) (*Lease,
 		}
 		return nil, p.unwrapCredentials(err)
 	}
-	return &Lease{inner: inner, pool: p, ctx: ctx, who: key.Credentials.(identity)}, nil
+	return &Lease{inner: inner, pool: p, ctx: ctx, who: key.Credentials.(identity), shared: share}, nil
 }
 
 // Search runs one search as the service identity through Do, so a search
@@ -353,6 +373,18 @@ func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Searc
 			return res, err
 		}
 	}
+}
+
+// Compare runs one compare as the service identity through Do: it reports
+// whether the entry dn has attribute equal to value.
+func (p *Pool) Compare(ctx context.Context, dn, attribute, value string) (bool, error) {
+	var matched bool
+	err := p.Do(ctx, func(c ldap.Client) error {
+		var err error
+		matched, err = c.Compare(dn, attribute, value)
+		return err
+	})
+	return matched, err
 }
 
 // Authenticate checks an end user's password with one bind on the bind lane

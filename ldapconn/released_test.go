@@ -185,9 +185,11 @@ func TestStreamAfterBindIsRevertedWhenDrained(t *testing.T) {
 }
 
 // A stream left open when Do's function returns cannot keep the connection:
-// Do closes it, and the stream ends with an error.
+// with a connection per operation Do closes it, and the stream ends with an
+// error.
 func TestStreamOutlivingDoIsClosed(t *testing.T) {
-	_, p := onePool(t)
+	srv := embedded(t)
+	p := newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(1), ldapconn.WithOpsPerConn(1))
 	var resp ldap.Response
 	err := p.Do(t.Context(), func(c ldap.Client) error {
 		resp = c.SearchAsync(t.Context(), everyone(), 0)
@@ -207,6 +209,41 @@ func TestStreamOutlivingDoIsClosed(t *testing.T) {
 	wantFree(t, p)
 	if st := p.Stats(); st.Discards != 1 {
 		t.Fatalf("discards = %d; want the stream's connection discarded", st.Discards)
+	}
+}
+
+// On a shared connection (the default) the stream is ended instead: it is
+// abandoned at the server, its Err says why, and the connection, which
+// other operations use, stays open.
+func TestStreamOutlivingDoOnAShareIsAbandoned(t *testing.T) {
+	slow, opt := slowNext(time.Second)
+	srv := embedded(t, opt)
+	p := newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(1))
+	wantFree(t, p) // dialed and bound before the search is slowed
+	var resp ldap.Response
+	err := p.Do(t.Context(), func(c ldap.Client) error {
+		slow.Store(1)
+		resp = c.SearchAsync(t.Context(), everyone(), 0)
+		return nil // the server has not answered yet
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for resp.Next() {
+	}
+	if resp.Err() == nil {
+		t.Fatal("a stream outliving Do ran to its end; want it ended")
+	}
+	// The server reads the abandon before this search, written after it on
+	// the same connection.
+	if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); st.Discards != 0 || st.Dials != 1 {
+		t.Fatalf("discards %d dials %d; want the shared connection kept", st.Discards, st.Dials)
+	}
+	if n := srv.Stats().Abandons; n != 1 {
+		t.Fatalf("%d abandons at the server; want the stream's search abandoned", n)
 	}
 }
 

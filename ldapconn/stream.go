@@ -3,6 +3,7 @@ package ldapconn
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -28,14 +29,18 @@ type stream struct {
 	referral string
 	controls []ldap.Control
 	err      error
-	ended    bool   // resp is drained and the use ended
-	before   int64  // the connection's last message ID before the call: the call's is the next one written
-	cancel   func() // ends the stream's own context once it is drained
+	ended    bool        // resp is drained and the use ended
+	claim    *claim      // the call's request's message ID (see wireConn)
+	cancel   func()      // ends the stream's own context once it is drained
+	cut      atomic.Bool // ended by Do's return on a share (see Lease.endDo)
 }
 
 // stream starts a streaming call inside a use of the lease, or returns a
 // response that fails with ErrLeaseReleased if the lease is released.
 func (c *client) stream(ctx context.Context, name string, start func(context.Context, *ldap.Conn) ldap.Response) ldap.Response {
+	if err := c.refused(); err != nil {
+		return releasedResponse{err}
+	}
 	if !c.l.startUse() {
 		return releasedResponse{released(name)}
 	}
@@ -46,8 +51,16 @@ func (c *client) stream(ctx context.Context, name string, start func(context.Con
 	// then stops too, even for a caller whose context never ends.
 	sctx, cancel := context.WithCancel(ctx)
 	unlink := context.AfterFunc(conn.life, cancel)
-	before := conn.wire.lastID.Load()
-	s := &stream{l: c.l, resp: start(sctx, conn.ldap), before: before, cancel: func() { unlink(); cancel() }}
+	cl := conn.wire.claimNext()
+	resp := start(sctx, conn.ldap)
+	if c.l.shared {
+		// go-ldap hands each response over unbuffered from the one
+		// goroutine that reads the whole connection: on a shared
+		// connection a slow reader would hold up every other operation.
+		resp = newPump(resp)
+	}
+	s := &stream{l: c.l, resp: resp, claim: cl, cancel: func() { unlink(); cancel() }}
+	c.l.addStream(s)
 	s.mu.Lock() // the watcher may run at once; it waits for stop to be set
 	// context.AfterFunc starts no goroutine until sctx ends, and stop
 	// unregisters it when the caller drains the stream first.
@@ -59,6 +72,12 @@ func (c *client) stream(ctx context.Context, name string, start func(context.Con
 // Next returns whether there is a next result, ending the stream's use when
 // there is none.
 func (s *stream) Next() bool {
+	if s.cut.Load() {
+		// Do's function returned with the stream open on a share: what
+		// the pump holds is dropped, and Err says why.
+		s.drain()
+		return false
+	}
 	s.mu.Lock()
 	if s.ended {
 		s.mu.Unlock()
@@ -88,8 +107,9 @@ func (s *stream) drain() {
 	for s.resp.Next() {
 	}
 	// go-ldap stopped reading: ask the server to stop sending.
-	if w := s.l.inner.Conn().wire; w.lastID.Load() != s.before {
-		w.abandon(w.lastID.Load())
+	if conn := s.l.inner.Conn(); conn.wire.settleSent(s.claim, conn.ldap.IsClosing) > 0 {
+		w := conn.wire
+		w.abandon(s.claim.id.Load())
 	}
 	s.finish()
 	s.mu.Unlock()
@@ -101,6 +121,7 @@ func (s *stream) drain() {
 // observed now, while the connection is still the lease's.
 func (s *stream) finish() {
 	s.ended = true
+	s.l.inner.Conn().wire.settle(s.claim)
 	err := s.resp.Err()
 	if err == nil && s.l.inner.Conn().life.Err() != nil {
 		// go-ldap stops without an error when its context ends; here that
@@ -108,6 +129,9 @@ func (s *stream) finish() {
 		err = errConnClosed
 	}
 	s.err = s.l.observe(err)
+	if s.err == nil && s.cut.Load() {
+		s.err = errOutlivedDo
+	}
 	s.cancel()
 }
 
@@ -138,7 +162,8 @@ func (s *stream) Err() error {
 	return s.resp.Err()
 }
 
-// releasedResponse is what a streaming call on a released lease returns.
+// releasedResponse is what a streaming call on a released lease (or a
+// share that refuses it) returns.
 type releasedResponse struct{ err error }
 
 func (r releasedResponse) Entry() *ldap.Entry       { return nil }
@@ -146,3 +171,78 @@ func (r releasedResponse) Referral() string         { return "" }
 func (r releasedResponse) Controls() []ldap.Control { return nil }
 func (r releasedResponse) Err() error               { return r.err }
 func (r releasedResponse) Next() bool               { return false }
+
+// pump reads a go-ldap response as fast as the connection delivers it into
+// a queue its reader takes from at its own pace: on a shared connection,
+// one slow reader of a stream then holds up nobody else. Its goroutine ends
+// with go-ldap's response (the search done, its context ended, or the
+// connection closed), read or not.
+type pump struct {
+	mu      sync.Mutex
+	queue   []pumped
+	done    bool
+	err     error
+	ready   chan struct{} // capacity 1: something was queued, or the response ended
+	current pumped
+}
+
+type pumped struct {
+	entry    *ldap.Entry
+	referral string
+	controls []ldap.Control
+}
+
+func newPump(resp ldap.Response) *pump {
+	p := &pump{ready: make(chan struct{}, 1)}
+	go p.run(resp)
+	return p
+}
+
+func (p *pump) run(resp ldap.Response) {
+	for resp.Next() {
+		p.mu.Lock()
+		p.queue = append(p.queue, pumped{resp.Entry(), resp.Referral(), resp.Controls()})
+		p.mu.Unlock()
+		p.signal()
+	}
+	p.mu.Lock()
+	p.done, p.err = true, resp.Err()
+	p.mu.Unlock()
+	p.signal()
+}
+
+func (p *pump) signal() {
+	select {
+	case p.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (p *pump) Next() bool {
+	for {
+		p.mu.Lock()
+		if len(p.queue) > 0 {
+			p.current = p.queue[0]
+			p.queue[0] = pumped{}
+			p.queue = p.queue[1:]
+			p.mu.Unlock()
+			return true
+		}
+		if p.done {
+			p.mu.Unlock()
+			return false
+		}
+		p.mu.Unlock()
+		<-p.ready
+	}
+}
+
+func (p *pump) Entry() *ldap.Entry       { return p.current.entry }
+func (p *pump) Referral() string         { return p.current.referral }
+func (p *pump) Controls() []ldap.Control { return p.current.controls }
+
+func (p *pump) Err() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.err
+}

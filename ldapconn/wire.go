@@ -3,6 +3,8 @@ package ldapconn
 import (
 	"math"
 	"net"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,15 +20,32 @@ import (
 // go-ldap writes each request with one Write, from one goroutine; a Write of
 // this package's (an Abandon) is one Write too, and net.Conn and tls.Conn
 // keep concurrent Writes whole.
+//
+// Operations running at once on one connection (shares) learn each its own
+// message ID by a claim: an operation claims the next request written
+// before it calls go-ldap, and holds the claim until go-ldap writes that
+// request (or the operation ends without writing it). Every operation of
+// this package's client claims, so no other request is written between a
+// claim and the request it is for. Claims order only the start of each
+// request: the next can claim as soon as the last is written.
 type wireConn struct {
 	net.Conn
-	lastID atomic.Int64 // -1: the stream is not plain LDAP messages (StartTLS wrapped it)
+	lastID  atomic.Int64 // -1: the stream is not plain LDAP messages (StartTLS wrapped it)
+	claimMu sync.Mutex   // held from a claim until its request is written or it is settled
+	claimed atomic.Pointer[claim]
 }
+
+// claim is one operation's wait for the message ID of its request.
+type claim struct{ id atomic.Int64 }
 
 func (w *wireConn) Write(b []byte) (int, error) {
 	if w.lastID.Load() >= 0 {
 		if id, ok := messageID(b); ok {
 			w.lastID.Store(id)
+			if c := w.claimed.Swap(nil); c != nil {
+				c.id.Store(id)
+				w.claimMu.Unlock()
+			}
 		} else {
 			// After StartTLS go-ldap writes TLS records here: an Abandon
 			// written under them would break the stream.
@@ -34,6 +53,47 @@ func (w *wireConn) Write(b []byte) (int, error) {
 		}
 	}
 	return w.Conn.Write(b)
+}
+
+// claimNext claims the next request written, waiting while another claim
+// is unwritten, and returns the claim for settle. It returns nil on a
+// connection whose messages it cannot read (StartTLS).
+func (w *wireConn) claimNext() *claim {
+	if w.lastID.Load() < 0 {
+		return nil
+	}
+	c := new(claim)
+	w.claimMu.Lock()
+	w.claimed.Store(c)
+	return c
+}
+
+// settleSent is settle for a call whose context ended as it started (a
+// SearchAsync): go-ldap's call may have returned with its request handed
+// to the connection's writer but not yet written. It waits for that write,
+// for up to a second or until the connection closes, so that the claim is
+// not left for the next operation's request to take.
+func (w *wireConn) settleSent(c *claim, closing func() bool) int64 {
+	for start, spins := time.Now(), 0; c != nil && w.claimed.Load() == c && !closing() && time.Since(start) < time.Second; spins++ {
+		if spins < 100 {
+			runtime.Gosched()
+		} else {
+			time.Sleep(time.Millisecond) // the writer is not keeping up: a rare path
+		}
+	}
+	return w.settle(c)
+}
+
+// settle ends c, once its operation is done with go-ldap, and returns the
+// message ID of its request, or 0 if it was never written.
+func (w *wireConn) settle(c *claim) int64 {
+	if c == nil {
+		return 0
+	}
+	if w.claimed.CompareAndSwap(c, nil) {
+		w.claimMu.Unlock()
+	}
+	return c.id.Load()
 }
 
 // abandonID is the message ID of every Abandon request: the top of the

@@ -50,7 +50,7 @@ bench-e2e:
 	@rm -f $(BENCH_DIR)/roundtrip.txt $(BENCH_DIR)/mux.txt $(BENCH_DIR)/fairness.txt $(BENCH_DIR)/share.txt
 	@echo "make bench-e2e: $(BENCH_COUNT) interleaved runs, raw output in $(BENCH_DIR)"
 	@for i in $$(seq $(BENCH_COUNT)); do \
-	  echo "make bench-e2e: run $$i of $(BENCH_COUNT)"; \
+	  echo "make bench-e2e: run $$i of $(BENCH_COUNT), load average $$(cut -d" " -f1-3 /proc/loadavg 2>/dev/null)"; \
 	  $(call bench_e2e_run,roundtrip,-bench '^BenchmarkRoundTrip$$' -benchtime 500x ./ldapconn/); \
 	  $(call bench_e2e_run,mux,-bench '^BenchmarkMux$$' -benchtime $(BENCH_TIME) -timeout 20m ./ldapconn/); \
 	  $(call bench_e2e_run,fairness,-bench '^BenchmarkMuxFairness$$' -benchtime 3000x ./ldapconn/); \
@@ -61,6 +61,7 @@ bench-e2e:
 	$(BENCHSTAT) -col /impl -filter '.unit:(jain OR client-ops-min OR client-ops-max OR p99-µs OR server-conns-peak)' $(BENCH_DIR)/fairness.txt
 	$(BENCHSTAT) -col /impl $(BENCH_DIR)/share.txt
 	@awk "$$BENCH_E2E_TARGETS" $(BENCH_DIR)/mux.txt $(BENCH_DIR)/fairness.txt $(BENCH_DIR)/share.txt
+	@echo "load average at the end: $$(cut -d" " -f1-3 /proc/loadavg 2>/dev/null)"
 
 # bench_e2e_run,FILE,ARGS appends one go test -run '^$$' ARGS to BENCH_DIR/FILE.txt, and stops
 # the loop with the file's tail when it fails.

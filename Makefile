@@ -3,11 +3,14 @@ GO ?= go
 
 .PHONY: test sim soak bench bench-e2e lint
 
-## test: vet, then every test with the race detector (slapd tests need slapd; CI installs it).
+## test: vet, then every test with the race detector (slapd tests need slapd; CI installs it),
+## then the allocation tests without it.
 test:
 	@echo "make test: go vet, then every test with the race detector; the first run downloads the modules and compiles (about a minute, quiet)"
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m ./...
+	@echo "make test: the allocation tests, which the race detector skips"
+	$(GO) test -count=1 -run 'Allocates' ./lease/ ./ldapconn/
 
 ## sim: a short default load simulation against the embedded LDAP server.
 sim:

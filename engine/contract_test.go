@@ -126,6 +126,7 @@ func TestMaxSizeHoldsAtTheConnectorUnderChurn(t *testing.T) {
 		{"max 3 no pooling", 3, []engine.Option{engine.WithMaxIdle(0)}},
 		{"max 4 validate and rebind", 4, []engine.Option{engine.WithValidateOnLease(),
 			engine.WithValidatePeriod(2 * time.Millisecond), engine.WithMinIdle(2), engine.WithDefaultKey(keyA)}},
+		{"max 3 shares at depth 4", 3, []engine.Option{engine.WithOpsPerConn(4)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
@@ -137,7 +138,11 @@ func TestMaxSizeHoldsAtTheConnectorUnderChurn(t *testing.T) {
 				for g := range 3 * tc.max {
 					wg.Go(func() {
 						for i := range 50 {
-							l, err := p.Lease(t.Context(), keys[(g+i)%len(keys)])
+							take := p.Lease
+							if i%3 != 0 {
+								take = p.Share // two shares a lease (at depth 1 a share is a lease)
+							}
+							l, err := take(t.Context(), keys[(g+i)%len(keys)])
 							if err != nil {
 								t.Errorf("Lease: %v", err)
 								return

@@ -65,7 +65,26 @@ func New[C any](connector Connector[C], opts ...Option) (*Pool[C], error) {
 //
 // The caller must Release or Discard the lease.
 func (p *Pool[C]) Lease(ctx context.Context, key Key) (*lease.Lease[C], error) {
-	return p.lease(ctx, key, false, false)
+	return p.Get(ctx, key, Request{})
+}
+
+// Request says how Get lends a connection.
+type Request struct {
+	// Fresh asks for a connection validated just before it is handed out,
+	// or newly dialed (see LeaseFresh).
+	Fresh bool
+	// Share asks for a share of a connection (see Share); with
+	// WithOpsPerConn(1), or with Fresh, it is a whole connection.
+	Share bool
+	// Scoped says the caller gives the lease back on every path itself,
+	// as Do does around its function: the lease is then not watched for
+	// being dropped without Release, and costs three allocations fewer.
+	Scoped bool
+}
+
+// Get is Lease, LeaseFresh or Share, as r says; the others call it.
+func (p *Pool[C]) Get(ctx context.Context, key Key, r Request) (*lease.Lease[C], error) {
+	return p.lease(ctx, key, r.Fresh, r.Share && !r.Fresh && p.cfg.opsPerConn > 1, r.Scoped)
 }
 
 // Share returns a share of a connection bound for key: one operation's
@@ -82,19 +101,19 @@ func (p *Pool[C]) Lease(ctx context.Context, key Key) (*lease.Lease[C], error) {
 // the connection once its last share comes back, and it takes no new share
 // meanwhile. With WithOpsPerConn(1), the default, a share is a lease.
 func (p *Pool[C]) Share(ctx context.Context, key Key) (*lease.Lease[C], error) {
-	return p.lease(ctx, key, false, p.cfg.opsPerConn > 1)
+	return p.Get(ctx, key, Request{Share: true})
 }
 
 // LeaseFresh is Lease for a connection that is validated just before it is
 // handed out, or newly dialed: for a second attempt after a reused connection
 // turned out dead, when another idle one may be dead too.
 func (p *Pool[C]) LeaseFresh(ctx context.Context, key Key) (*lease.Lease[C], error) {
-	return p.lease(ctx, key, true, false)
+	return p.Get(ctx, key, Request{Fresh: true})
 }
 
 // lease asks for a connection, or a share of one; fresh asks for one that is
 // validated before it is handed out, or newly dialed.
-func (p *Pool[C]) lease(ctx context.Context, key Key, fresh, share bool) (*lease.Lease[C], error) {
+func (p *Pool[C]) lease(ctx context.Context, key Key, fresh, share, scoped bool) (*lease.Lease[C], error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("engine: lease for %s: %w", key.Name, err)
 	}
@@ -111,7 +130,7 @@ func (p *Pool[C]) lease(ctx context.Context, key Key, fresh, share bool) (*lease
 	select {
 	case r := <-w.reply:
 		p.results.Put(w.reply)
-		return p.newLease(r)
+		return p.newLease(r, scoped)
 	case <-ctx.Done():
 		p.cancel(w)
 		return nil, fmt.Errorf("engine: lease for %s: %w", key.Name, ctx.Err())
@@ -124,7 +143,7 @@ func (p *Pool[C]) lease(ctx context.Context, key Key, fresh, share bool) (*lease
 		// reply channel; otherwise the pool is closed.
 		select {
 		case r := <-w.reply:
-			return p.newLease(r)
+			return p.newLease(r, scoped)
 		default:
 			return nil, ErrClosed
 		}
@@ -139,11 +158,15 @@ func (p *Pool[C]) lease(ctx context.Context, key Key, fresh, share bool) (*lease
 // reply it sent before stopping holds a connection its close already closed.
 func (p *Pool[C]) cancel(w *waiter[C]) { p.a.Send(message[C]{kind: mCancel, w: w}) }
 
-func (p *Pool[C]) newLease(r result[C]) (*lease.Lease[C], error) {
+func (p *Pool[C]) newLease(r result[C], scoped bool) (*lease.Lease[C], error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	return lease.New(r.conn, p.leases, r.e, lease.Info{Key: r.key, LeasedAt: r.leasedAt, Reused: r.reused}), nil
+	info := lease.Info{Key: r.key, LeasedAt: r.leasedAt, Reused: r.reused}
+	if scoped {
+		return lease.NewScoped(r.conn, p.leases, r.e, info), nil
+	}
+	return lease.New(r.conn, p.leases, r.e, info), nil
 }
 
 // giveBack is the way home of the pool's leases: their Release or Discard
@@ -174,7 +197,7 @@ func (p *Pool[C]) DoShared(ctx context.Context, key Key, fn func(l *lease.Lease[
 }
 
 func (p *Pool[C]) do(ctx context.Context, key Key, share bool, fn func(l *lease.Lease[C]) error) error {
-	l, err := p.lease(ctx, key, false, share)
+	l, err := p.lease(ctx, key, false, share, true)
 	if err != nil {
 		return err
 	}
@@ -182,7 +205,7 @@ func (p *Pool[C]) do(ctx context.Context, key Key, share bool, fn func(l *lease.
 	if err == nil || !broken || !l.Reused() || !p.cfg.retryBroken || ctx.Err() != nil {
 		return err
 	}
-	l, lerr := p.lease(ctx, key, true, false)
+	l, lerr := p.lease(ctx, key, true, false, true)
 	if lerr != nil {
 		return fmt.Errorf("%w (and no fresh connection to retry on: %w)", err, lerr)
 	}

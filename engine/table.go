@@ -17,7 +17,7 @@ import "time"
 type table[C any] struct {
 	slots    []*entry[C]
 	stacks   map[string][]*entry[C] // idle entries by key name; an emptied stack is kept for reuse
-	sharedBy map[string][]*entry[C] // entries carrying shares, by key name
+	sharedBy map[string][]*entry[C] // entries carrying shares, by key name; an emptied list is kept
 	shared   int                    // entries carrying shares (counted in inUse too)
 	open     int
 	idle     int
@@ -68,11 +68,7 @@ func (t *table[C]) unshare(e *entry[C]) {
 			break
 		}
 	}
-	if len(list) == 0 {
-		delete(t.sharedBy, e.key.Name)
-	} else {
-		t.sharedBy[e.key.Name] = list
-	}
+	t.sharedBy[e.key.Name] = list // an emptied list is kept for reuse, as the idle stacks are
 	e.shared = false
 	t.shared--
 }

@@ -167,7 +167,8 @@ func setParams(c *Config, query string) error {
 //	                              durations, as "10s"
 //	LDAP_RETRY_MAX                LDAP_MAX_SIZE           LDAP_MIN_IDLE
 //	LDAP_MAX_IDLE                 LDAP_SOFT_LIMIT         LDAP_AUTH_POOL_SIZE
-//	LDAP_MAX_DIALING              integers
+//	LDAP_MAX_DIALING              LDAP_OPS_PER_CONN       LDAP_MAX_IN_FLIGHT
+//	                              integers
 //	LDAP_FAIL_FAST                LDAP_NO_POOL            LDAP_VALIDATE_ON_LEASE
 //	LDAP_VALIDATE_ON_RELEASE      booleans
 //

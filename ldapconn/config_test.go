@@ -127,6 +127,8 @@ func TestConfigRefused(t *testing.T) {
 		want string
 	}{
 		{"max size", ldapconn.Config{MaxSize: -1}, "ldapconn: Config.MaxSize(-1): size must be at least 1"},
+		{"ops per conn", ldapconn.Config{OpsPerConn: -1}, "ldapconn: Config.OpsPerConn(-1): must be at least 1"},
+		{"max in flight", ldapconn.Config{MaxInFlight: -2}, "ldapconn: Config.MaxInFlight(-2): must not be negative"},
 		{"min idle over max size", ldapconn.Config{MaxSize: 2, MinIdle: 3}, "ldapconn: Config.MinIdle(3): must not exceed MaxSize (2)"},
 		{"max idle", ldapconn.Config{MaxIdle: ptr(-2)}, "ldapconn: Config.MaxIdle(-2): must not be negative"},
 		{"operation timeout", ldapconn.Config{OperationTimeout: ldapconn.Duration(-time.Second)},

@@ -21,6 +21,7 @@ import (
 type Conn struct {
 	ldap   *ldap.Conn
 	wire   *wireConn // the socket under ldap: message IDs, Abandon
+	peek   *peeker   // whether the server closed the socket (Alive)
 	server int       // index in the pool's server list
 
 	life context.Context    // ends when the pool closes the connection: streams on it stop then
@@ -219,7 +220,7 @@ func (c *connector) Rebind(ctx context.Context, conn *Conn, key engine.Key) erro
 }
 
 func newConn(lc *ldap.Conn, wire *wireConn, server int) *Conn {
-	c := &Conn{ldap: lc, wire: wire, server: server}
+	c := &Conn{ldap: lc, wire: wire, peek: newPeeker(wire.Conn), server: server}
 	c.life, c.end = context.WithCancel(context.Background())
 	return c
 }
@@ -243,7 +244,7 @@ func (c *connector) Broken(conn *Conn, err error) bool { return IsBroken(err) ||
 // syscall that takes nothing from go-ldap; the supervisor makes it once for
 // each idle connection it takes out (rule 2 allows it: it cannot block).
 func (c *connector) Alive(conn *Conn) bool {
-	return !conn.ldap.IsClosing() && !peerClosed(conn.wire.Conn)
+	return !conn.ldap.IsClosing() && !conn.peek.peerClosed()
 }
 
 // Lifetime gives connections to a fallback server a short life under the

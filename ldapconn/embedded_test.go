@@ -17,7 +17,7 @@ import (
 	"github.com/fairpool/ldappool/ldaptest"
 )
 
-func embedded(t *testing.T, opts ...ldaptest.Option) *ldaptest.Server {
+func embedded(t testing.TB, opts ...ldaptest.Option) *ldaptest.Server {
 	t.Helper()
 	srv, err := ldaptest.NewServer(opts...)
 	if err != nil {
@@ -27,7 +27,7 @@ func embedded(t *testing.T, opts ...ldaptest.Option) *ldaptest.Server {
 	return srv
 }
 
-func newPool(t *testing.T, servers string, opts ...ldapconn.Option) *ldapconn.Pool {
+func newPool(t testing.TB, servers string, opts ...ldapconn.Option) *ldapconn.Pool {
 	t.Helper()
 	p, err := ldapconn.NewPool(servers, opts...)
 	if err != nil {

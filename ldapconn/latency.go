@@ -132,12 +132,19 @@ func (h *health) markSlow(i int, now time.Time) {
 const slowFor = 5 * time.Second
 
 // moveBudget bounds the searches moved to another server: each search earns
-// a twentieth of a move, up to ten moves in hand, so at most about 5% of
-// searches are sent twice.
-type moveBudget struct{ milli atomic.Int64 }
+// a twentieth of a move, so at most about 5% of searches are sent twice. It
+// holds up to as many moves as searches can be in flight at once (at least
+// ten): when a server slows, every search running on it then can move, and
+// the connections to it, shared by them, drain at once.
+type moveBudget struct {
+	milli atomic.Int64
+	most  int64 // moves in hand at most, in thousandths
+}
+
+func newMoveBudget(inFlight int) *moveBudget { return &moveBudget{most: 1000 * int64(max(inFlight, 10))} }
 
 func (b *moveBudget) earn() {
-	if b.milli.Load() < 10000 {
+	if b.milli.Load() < b.most {
 		b.milli.Add(50)
 	}
 }
@@ -153,3 +160,4 @@ func (b *moveBudget) spend() bool {
 		}
 	}
 }
+

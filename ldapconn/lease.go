@@ -30,6 +30,14 @@ type Lease struct {
 
 	streamMu sync.Mutex
 	streams  []*stream // the streams started on it, for endDo to end on a share
+
+	client client // what Client returns: made with the lease, not a call
+}
+
+func newLease(inner *lease.Lease[*Conn], p *Pool, ctx context.Context, who identity, shared bool) *Lease {
+	l := &Lease{inner: inner, pool: p, ctx: ctx, who: who, shared: shared}
+	l.client.l = l
+	return l
 }
 
 // addStream records a stream started on the lease.
@@ -65,7 +73,7 @@ func (l *Lease) cutStreams() {
 // connection bound as someone else is bound back to the pool's identity on
 // release, and one whose TLS state changed or that was unbound or closed is
 // discarded, never pooled.
-func (l *Lease) Client() ldap.Client { return &client{l: l} }
+func (l *Lease) Client() ldap.Client { return &l.client }
 
 // Server returns the URI of the server the connection is open to.
 func (l *Lease) Server() string { return l.pool.health.servers[l.inner.Conn().server].URL }

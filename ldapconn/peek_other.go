@@ -4,6 +4,10 @@ package ldapconn
 
 import "net"
 
-// peerClosed cannot peek on this platform: go-ldap's own reader is the only
+// peeker cannot peek on this platform: go-ldap's own reader is the only
 // sign that the peer closed a connection.
-func peerClosed(net.Conn) bool { return false }
+type peeker struct{}
+
+func newPeeker(net.Conn) *peeker { return new(peeker) }
+
+func (*peeker) peerClosed() bool { return false }

@@ -17,7 +17,6 @@ import (
 
 	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/internal/ctxtime"
-	"github.com/fairpool/ldappool/lease"
 )
 
 // Pool is an LDAP connection pool over one or more servers. Its methods are
@@ -88,7 +87,7 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	}
 	conn := &connector{cfg: &p.cfg, health: p.health}
 	p.conn = conn
-	p.moves = new(moveBudget)
+
 	p.probeMu, p.probing, p.probes = new(sync.Mutex), new(sync.WaitGroup), new(singleflight.Group)
 	p.probeCtx, p.endProbe = context.WithCancel(context.Background())
 	// One resolved configuration makes both pools: the pool derives what the
@@ -106,6 +105,7 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	if p.main, err = engine.New[*Conn](conn, mainOpts...); err != nil {
 		return nil, optionError(err)
 	}
+	p.moves = newMoveBudget(p.main.Stats().MaxInFlight)
 	if p.auth, err = engine.New[*Conn](conn, authOpts...); err != nil {
 		p.main.Close(context.Background())
 		p.endProbe()
@@ -282,7 +282,7 @@ func restarting(err error) bool {
 func (p *Pool) leaseThroughRestart(ctx context.Context, key engine.Key, fresh, share bool) (*Lease, error) {
 	start := time.Now()
 	for {
-		l, err := p.lease(ctx, key, fresh, share)
+		l, err := p.lease(ctx, key, engine.Request{Fresh: fresh, Share: share, Scoped: true})
 		if err == nil || !restarting(err) || ctx.Err() != nil || time.Since(start) >= restartGrace {
 			return l, err
 		}
@@ -297,30 +297,21 @@ func (p *Pool) leaseThroughRestart(ctx context.Context, key engine.Key, fresh, s
 // leaseAs leases a connection bound as key's identity; fresh asks for one
 // validated or dialed for this lease.
 func (p *Pool) leaseAs(ctx context.Context, key engine.Key, fresh bool) (*Lease, error) {
-	return p.lease(ctx, key, fresh, false)
+	return p.lease(ctx, key, engine.Request{Fresh: fresh})
 }
 
-// lease is leaseAs, or, with share and WithOpsPerConn above 1, a share of
-// a connection that carries other operations at once.
-func (p *Pool) lease(ctx context.Context, key engine.Key, fresh, share bool) (*Lease, error) {
-	share = share && !fresh && p.cfg.opsPerConn > 1
-	var inner *lease.Lease[*Conn]
-	var err error
-	switch {
-	case fresh:
-		inner, err = p.main.LeaseFresh(ctx, key)
-	case share:
-		inner, err = p.main.Share(ctx, key)
-	default:
-		inner, err = p.main.Lease(ctx, key)
-	}
+// lease is leaseAs as r asks: a share of a connection that carries other
+// operations at once (with WithOpsPerConn above 1), or a lease this
+// package gives back itself (Do's: Scoped).
+func (p *Pool) lease(ctx context.Context, key engine.Key, r engine.Request) (*Lease, error) {
+	inner, err := p.main.Get(ctx, key, r)
 	if err != nil {
 		if errors.Is(err, engine.ErrClosed) {
 			return nil, closedError("Lease")
 		}
 		return nil, p.unwrapCredentials(err)
 	}
-	return &Lease{inner: inner, pool: p, ctx: ctx, who: key.Credentials.(identity), shared: share}, nil
+	return newLease(inner, p, ctx, key.Credentials.(identity), r.Share && !r.Fresh && p.cfg.opsPerConn > 1), nil
 }
 
 // Search runs one search as the service identity through Do, so a search
@@ -361,7 +352,10 @@ func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Searc
 	for tries := 0; ; tries++ {
 		err = p.Do(ctx, func(c ldap.Client) error {
 			l := c.(*client).l
-			if tries < p.cfg.maxSize && p.health.markedSlow(l.inner.Conn().server, time.Now()) {
+			// Each pass closes a connection to the slow server (when its
+			// shares are done): past WithMaxSize of them a connection
+			// elsewhere is dialed.
+			if tries <= p.cfg.maxSize && p.health.markedSlow(l.inner.Conn().server, time.Now()) {
 				l.inner.Taint(errMoved)
 				return errMoved
 			}
@@ -431,17 +425,12 @@ var bindLaneKey = engine.Key{Name: "bind-lane", Credentials: Anonymous}
 // bindOnLane binds as creds on a bind-lane connection (a fresh one if asked)
 // and reports whether the connection had served before.
 func (p *Pool) bindOnLane(ctx context.Context, creds Credentials, fresh bool) (reused bool, err error) {
-	var inner *lease.Lease[*Conn]
-	if fresh {
-		inner, err = p.auth.LeaseFresh(ctx, bindLaneKey)
-	} else {
-		inner, err = p.auth.Lease(ctx, bindLaneKey)
-	}
+	inner, err := p.auth.Get(ctx, bindLaneKey, engine.Request{Fresh: fresh, Scoped: true})
 	if err != nil {
 		return false, p.unwrapCredentials(err)
 	}
-	l := &Lease{inner: inner, pool: p, ctx: ctx, who: Anonymous}
-	err = run0(&client{l: l}, "Authenticate", func(conn *ldap.Conn) error { return bind(conn, creds) })
+	l := newLease(inner, p, ctx, Anonymous, false)
+	err = run0(&l.client, "Authenticate", func(conn *ldap.Conn) error { return bind(conn, creds) })
 	l.Release()
 	return inner.Reused(), err
 }

@@ -524,8 +524,8 @@ func (s *soakRun) summary(t *testing.T, elapsed time.Duration) {
 	fmt.Fprintf(&b, "  slowest: %s\n", tally(s.slowest, func(d time.Duration) string { return d.Round(time.Millisecond).String() }))
 	fmt.Fprintf(&b, "  errors: %s\n", tally(s.classes, func(n int) string { return fmt.Sprint(n) }))
 	fmt.Fprintf(&b, "  faults: %s\n", tally(s.faults, func(n int) string { return fmt.Sprint(n) }))
-	fmt.Fprintf(&b, "  service pool: %d leases (%d by Lease and LeaseAs), %d waits, %d dials (%d failed), %d discards, %d expiries, %d validations (%d failed), %d rebinds, %d dead, %d timeouts\n",
-		m.Leases, s.leased.Load(), m.Waits, m.Dials, m.DialErrors, m.Discards, m.Expiries, m.Validations,
+	fmt.Fprintf(&b, "  service pool: %d leases (%d by Lease and LeaseAs), %d shares (Do, Search), %d waits, %d dials (%d failed), %d discards, %d expiries, %d validations (%d failed), %d rebinds, %d dead, %d timeouts\n",
+		m.Leases, s.leased.Load(), m.Shares, m.Waits, m.Dials, m.DialErrors, m.Discards, m.Expiries, m.Validations,
 		m.ValidationErrors, m.Rebinds, m.Dead, m.Timeouts)
 	fmt.Fprintf(&b, "  bind lane: %d leases, %d dials (%d failed), %d dead\n", a.Leases, a.Dials, a.DialErrors, a.Dead)
 	fmt.Fprintf(&b, "  server: %d connections accepted, at most %d open at once (%d through the proxy, %d reset there), %d dropped, %d binds, %d searches, %d compares, %d abandons\n",

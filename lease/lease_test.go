@@ -2,6 +2,7 @@ package lease_test
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"runtime"
 	"strings"
@@ -55,18 +56,41 @@ func TestOnlyTheFirstReturnCounts(t *testing.T) {
 		{"tainted release discards", func(l *lease.Lease[string]) { l.Taint(sentinel); l.Release() }, sentinel},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			r := newRecorder()
-			l := lease.New("conn", &lease.Config{Returner: r}, nil, lease.Info{Key: "k"})
-			tt.do(l)
-			got := r.got()
-			if len(got) != 1 || !errors.Is(got[0], tt.want) || (tt.want == nil) != (got[0] == nil) {
-				t.Fatalf("returns = %v; want exactly [%v]", got, tt.want)
-			}
-			if !l.Done() {
-				t.Fatal("Done() = false after return")
-			}
-		})
+		for _, scoped := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s scoped %v", tt.name, scoped), func(t *testing.T) {
+				r := newRecorder()
+				newLease := lease.New[string]
+				if scoped {
+					newLease = lease.NewScoped[string]
+				}
+				l := newLease("conn", &lease.Config{Returner: r}, nil, lease.Info{Key: "k"})
+				tt.do(l)
+				got := r.got()
+				if len(got) != 1 || !errors.Is(got[0], tt.want) || (tt.want == nil) != (got[0] == nil) {
+					t.Fatalf("returns = %v; want exactly [%v]", got, tt.want)
+				}
+				if !l.Done() {
+					t.Fatal("Done() = false after return")
+				}
+			})
+		}
+	}
+}
+
+type discardReturns struct{}
+
+func (discardReturns) Return(any, error) {}
+
+// A scoped lease, which its pool gives back itself, costs one allocation.
+func TestScopedLeaseAllocatesOnce(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates on its own account")
+	}
+	cfg := &lease.Config{Returner: discardReturns{}}
+	if n := testing.AllocsPerRun(100, func() {
+		lease.NewScoped("conn", cfg, nil, lease.Info{Key: "k"}).Release()
+	}); n > 1 {
+		t.Fatalf("NewScoped allocates %.1f objects; want 1", n)
 	}
 }
 

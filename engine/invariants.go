@@ -51,6 +51,16 @@ func (s *supervisor[C]) verify() error {
 	if sharing != t.shared || listed != t.shared {
 		bad("shared %d counted, %d entries carry shares, %d listed", t.shared, sharing, listed)
 	}
+	shareDials := 0
+	for key, n := range s.shareDials {
+		if n <= 0 {
+			bad("%d share dials counted for key %q", n, key)
+		}
+		shareDials += n
+	}
+	if shareDials > s.dialing {
+		bad("%d share dials of %d dials", shareDials, s.dialing)
+	}
 	if shares != s.inFlight || s.inFlight > s.shareCap {
 		bad("in flight %d counted, %d shares on entries, cap %d", s.inFlight, shares, s.shareCap)
 	}

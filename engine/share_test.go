@@ -267,3 +267,32 @@ func TestShareOptionsAreValidated(t *testing.T) {
 		}
 	}
 }
+
+// A burst of shares on a cold pool dials one connection, which carries
+// them all: a dial for a share brings room for WithOpsPerConn of them, and
+// the share waiters behind it wait for it instead of each dialing. (Found
+// by a review: 8 shares dialed 4 connections.)
+func TestShareBurstDialsOneConnection(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := &fakeConnector{dialDelay: time.Millisecond}
+		p := newPool(t, fc, engine.WithMaxSize(10), engine.WithOpsPerConn(8))
+		var chans []chan leaseResult[*fakeConn]
+		for range 12 {
+			chans = append(chans, shareAsync(t.Context(), p, keyA))
+		}
+		var held []*lease.Lease[*fakeConn]
+		for _, ch := range chans {
+			r := <-ch
+			if r.err != nil {
+				t.Fatal(r.err)
+			}
+			held = append(held, r.l)
+		}
+		if fc.opened != 2 {
+			t.Fatalf("12 shares at depth 8 dialed %d connections; want 2", fc.opened)
+		}
+		for _, l := range held {
+			l.Release()
+		}
+	})
+}

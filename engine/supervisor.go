@@ -48,6 +48,8 @@ type supervisor[C any] struct {
 	conns        table[C]
 	dialing      int             // dials in flight
 	inFlight     int             // shares out: Σ entry.shares
+	shareDials   map[string]int  // dials in flight for share waiters, by key: each brings room for opsPerConn shares
+	needRoom     map[string]int  // dispatch's scratch: share waiters of a key walked with no room yet
 	shareCap     int             // shares out at most (WithMaxInFlight)
 	bgDialing    int             // of which background dials (WithMinIdle and replacements)
 	bgChecks     int             // background validations in flight (bounded by maxDialing)
@@ -70,12 +72,14 @@ const (
 
 func newSupervisor[C any](p *Pool[C], connector Connector[C]) *supervisor[C] {
 	s := &supervisor[C]{
-		p:         p,
-		cfg:       &p.cfg,
-		connector: connector,
-		conns:     newTable[C](),
-		rejected:  make(map[string]bool),
-		back:      p.cfg.newBackOff(),
+		p:          p,
+		cfg:        &p.cfg,
+		connector:  connector,
+		conns:      newTable[C](),
+		rejected:   make(map[string]bool),
+		shareDials: make(map[string]int),
+		needRoom:   make(map[string]int),
+		back:       p.cfg.newBackOff(),
 	}
 	s.rebinder, _ = connector.(Rebinder[C])
 	s.lifetimer, _ = connector.(Lifetimer[C])

@@ -50,7 +50,12 @@ func (s *supervisor[C]) onLease(w *waiter[C]) {
 // the one carrying the fewest shares below WithOpsPerConn; only when every
 // one is at that depth is a connection dialed for it. While WithMaxInFlight
 // shares are out, a share waits like a lease when the pool is full.
+//
+// A dial for a share waiter brings room for WithOpsPerConn shares: the
+// share waiters of its key behind it, up to that many, wait for it rather
+// than each dialing (covered).
 func (s *supervisor[C]) dispatch() {
+	clear(s.needRoom)
 	for el := s.waiters.Front(); el != nil; {
 		w, next := el.Value, el.Next()
 		if w.share && s.inFlight >= s.shareCap {
@@ -73,6 +78,10 @@ func (s *supervisor[C]) dispatch() {
 				s.deliver(w, e)
 			}
 		case w.dialing, w.room:
+			if w.share {
+				s.needRoom[w.key.Name]++
+			}
+		case w.share && s.covered(w):
 		case s.canDial(true):
 			s.dial(w, w.key, false)
 		case s.reassign(el):
@@ -81,6 +90,14 @@ func (s *supervisor[C]) dispatch() {
 		}
 		el = next
 	}
+}
+
+// covered counts w among its key's share waiters with no room yet, and
+// reports whether the dials in flight for them bring room enough for it.
+func (s *supervisor[C]) covered(w *waiter[C]) bool {
+	n := s.needRoom[w.key.Name] + 1
+	s.needRoom[w.key.Name] = n
+	return n <= s.shareDials[w.key.Name]*s.cfg.opsPerConn
 }
 
 // popIdle returns the most recently used idle connection of key, closing on

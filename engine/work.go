@@ -16,6 +16,9 @@ func (s *supervisor[C]) dial(w *waiter[C], key Key, replace bool) {
 	s.c.Dials++
 	if w != nil {
 		w.dialing = true
+		if w.share {
+			s.shareDials[key.Name]++
+		}
 	} else {
 		s.bgDialing++
 	}
@@ -36,6 +39,11 @@ func (s *supervisor[C]) onDialed(m message[C]) {
 	w := m.w
 	if w != nil {
 		w.dialing = false
+		if w.share {
+			if s.shareDials[m.key.Name]--; s.shareDials[m.key.Name] == 0 {
+				delete(s.shareDials, m.key.Name)
+			}
+		}
 	} else {
 		s.bgDialing--
 	}

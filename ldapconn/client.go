@@ -58,15 +58,23 @@ func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, erro
 	}
 	conn := c.l.inner.Conn()
 	h, server := c.l.pool.health, conn.server
-	v, err := ctxtime.Call(ctx, func() (T, error) {
+	v, err := ctxtime.Call(ctx, func() (v T, err error) {
+		defer c.l.endUse() // last, before the answer: a Release that follows it gives the connection back at once
+		// See wireConn: the claim keeps the message IDs of operations
+		// running at once on the connection exact.
+		cl, err := conn.wire.claimNext(ctx, conn.life.Done())
+		if err != nil {
+			if errors.Is(err, errConnClosed) {
+				err = c.l.observe(err)
+			}
+			return v, err // nothing was sent
+		}
 		start := h.begin(server)
-		cl := conn.wire.claimNext() // see wireConn: keeps the IDs of concurrent searches exact
-		v, err := op(conn.ldap)
-		conn.wire.settle(cl)
-		h.end(server, start, answered(err))
-		err = c.l.observe(err) // before the use ends: a broken connection is tainted before it can go back
-		c.l.endUse()           // before the answer: a Release that follows it gives the connection back at once
-		return v, err
+		func() {
+			defer func() { conn.wire.settle(cl); h.end(server, start, answered(err)) }() // even if op panics
+			v, err = op(conn.ldap)
+		}()
+		return v, c.l.observe(err) // before the use ends: a broken connection is tainted before it can go back
 	}, nil)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return zero, fmt.Errorf("ldapconn: %s abandoned: %w", name, err)
@@ -156,7 +164,14 @@ func search(ctx context.Context, conn *Conn, r *ldap.SearchRequest) (*ldap.Searc
 	if conn.ldap.IsClosing() {
 		return nil, errConnClosed
 	}
-	cl := conn.wire.claimNext()
+	cl, err := conn.wire.claimNext(ctx, conn.life.Done())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("ldapconn: Search abandoned: %w", err)
+		}
+		return nil, err // nothing was sent
+	}
+	defer conn.wire.settle(cl) // settled below; this is for a panic
 	resp := conn.ldap.SearchAsync(ctx, r, 0)
 	res := &ldap.SearchResult{Entries: []*ldap.Entry{}, Referrals: []string{}, Controls: []ldap.Control{}}
 	// go-ldap's Next returns false once its goroutine has ended, so after
@@ -404,8 +419,61 @@ func (c *client) Search(r *ldap.SearchRequest) (*ldap.SearchResult, error) {
 	})
 }
 
+// SearchWithPaging is go-ldap's, with each page a search of its own (so each
+// learns its message ID, see wireConn, and is abandoned alone when the
+// lease's context ends), and one paged search at a time on a connection:
+// servers such as OpenLDAP keep one paged-results state per connection,
+// which two paged searches sharing it would each invalidate.
 func (c *client) SearchWithPaging(r *ldap.SearchRequest, size uint32) (*ldap.SearchResult, error) {
-	return run(c, "SearchWithPaging", func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.SearchWithPaging(r, size) })
+	if err := c.refused(); err != nil {
+		return nil, err
+	}
+	var paging *ldap.ControlPaging
+	switch control := ldap.FindControl(r.Controls, ldap.ControlTypePaging); {
+	case control == nil:
+		paging = ldap.NewControlPaging(size)
+		r.Controls = append(r.Controls, paging)
+	default:
+		cp, ok := control.(*ldap.ControlPaging)
+		if !ok {
+			return nil, fmt.Errorf("expected paging control to be of type *ControlPaging, got %v", control)
+		}
+		if cp.PagingSize != size {
+			return nil, fmt.Errorf("paging size given in search request (%d) conflicts with size given in search call (%d)", cp.PagingSize, size)
+		}
+		paging = cp
+	}
+	if !c.l.startUse() {
+		return nil, released("SearchWithPaging")
+	}
+	conn := c.l.inner.Conn()
+	select {
+	case conn.paging <- struct{}{}:
+	case <-c.l.ctx.Done():
+		c.l.endUse()
+		return nil, fmt.Errorf("ldapconn: SearchWithPaging not started: %w", c.l.ctx.Err())
+	case <-conn.life.Done():
+		c.l.endUse()
+		return nil, c.l.observe(errConnClosed)
+	}
+	defer func() { <-conn.paging; c.l.endUse() }()
+	all := &ldap.SearchResult{}
+	for {
+		res, err := c.Search(r)
+		if res != nil {
+			all.Entries = append(all.Entries, res.Entries...)
+			all.Referrals = append(all.Referrals, res.Referrals...)
+			all.Controls = append(all.Controls, res.Controls...)
+		}
+		if err != nil {
+			return all, err // what came before, as go-ldap does
+		}
+		next, _ := ldap.FindControl(res.Controls, ldap.ControlTypePaging).(*ldap.ControlPaging)
+		if next == nil || len(next.Cookie) == 0 {
+			return all, nil
+		}
+		paging.SetCookie(next.Cookie)
+	}
 }
 
 func (c *client) DirSync(r *ldap.SearchRequest, flags, maxAttrCount int64, cookie []byte) (*ldap.SearchResult, error) {
@@ -420,19 +488,19 @@ func (c *client) DirSync(r *ldap.SearchRequest, flags, maxAttrCount int64, cooki
 // Release or not.
 
 func (c *client) SearchAsync(ctx context.Context, r *ldap.SearchRequest, bufferSize int) ldap.Response {
-	return c.stream(ctx, "SearchAsync", func(ctx context.Context, conn *ldap.Conn) ldap.Response {
+	return c.stream(ctx, "SearchAsync", r, func(ctx context.Context, conn *ldap.Conn) ldap.Response {
 		return conn.SearchAsync(ctx, r, bufferSize)
 	})
 }
 
 func (c *client) DirSyncAsync(ctx context.Context, r *ldap.SearchRequest, bufferSize int, flags, maxAttrCount int64, cookie []byte) ldap.Response {
-	return c.stream(ctx, "DirSyncAsync", func(ctx context.Context, conn *ldap.Conn) ldap.Response {
+	return c.stream(ctx, "DirSyncAsync", r, func(ctx context.Context, conn *ldap.Conn) ldap.Response {
 		return conn.DirSyncAsync(ctx, r, bufferSize, flags, maxAttrCount, cookie)
 	})
 }
 
 func (c *client) Syncrepl(ctx context.Context, r *ldap.SearchRequest, bufferSize int, mode ldap.ControlSyncRequestMode, cookie []byte, reloadHint bool) ldap.Response {
-	return c.stream(ctx, "Syncrepl", func(ctx context.Context, conn *ldap.Conn) ldap.Response {
+	return c.stream(ctx, "Syncrepl", r, func(ctx context.Context, conn *ldap.Conn) ldap.Response {
 		return conn.Syncrepl(ctx, r, bufferSize, mode, cookie, reloadHint)
 	})
 }

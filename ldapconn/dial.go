@@ -20,9 +20,10 @@ import (
 // is open to. Callers reach it through a Lease's Client.
 type Conn struct {
 	ldap   *ldap.Conn
-	wire   *wireConn // the socket under ldap: message IDs, Abandon
-	peek   *peeker   // whether the server closed the socket (Alive)
-	server int       // index in the pool's server list
+	wire   *wireConn     // the socket under ldap: message IDs, Abandon
+	peek   *peeker       // whether the server closed the socket (Alive)
+	paging chan struct{} // capacity 1: full while a paged search runs on it (client.SearchWithPaging)
+	server int           // index in the pool's server list
 
 	life context.Context    // ends when the pool closes the connection: streams on it stop then
 	end  context.CancelFunc // ends life
@@ -148,7 +149,7 @@ func (c *connector) dial(ctx context.Context, i int, who identity) (*Conn, error
 		}
 		nc = tc
 	}
-	wire := &wireConn{Conn: nc}
+	wire := newWireConn(nc)
 	lc := ldap.NewConn(wire, srv.TLS)
 	lc.Start()
 	lc.SetTimeout(c.cfg.opTimeout)
@@ -220,7 +221,7 @@ func (c *connector) Rebind(ctx context.Context, conn *Conn, key engine.Key) erro
 }
 
 func newConn(lc *ldap.Conn, wire *wireConn, server int) *Conn {
-	c := &Conn{ldap: lc, wire: wire, peek: newPeeker(wire.Conn), server: server}
+	c := &Conn{ldap: lc, wire: wire, peek: newPeeker(wire.Conn), paging: make(chan struct{}, 1), server: server}
 	c.life, c.end = context.WithCancel(context.Background())
 	return c
 }

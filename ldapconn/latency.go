@@ -141,7 +141,9 @@ type moveBudget struct {
 	most  int64 // moves in hand at most, in thousandths
 }
 
-func newMoveBudget(inFlight int) *moveBudget { return &moveBudget{most: 1000 * int64(max(inFlight, 10))} }
+func newMoveBudget(inFlight int) *moveBudget {
+	return &moveBudget{most: 1000 * int64(max(inFlight, 10))}
+}
 
 func (b *moveBudget) earn() {
 	if b.milli.Load() < b.most {
@@ -160,4 +162,3 @@ func (b *moveBudget) spend() bool {
 		}
 	}
 }
-

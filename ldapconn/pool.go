@@ -191,7 +191,12 @@ func (p *Pool) unwrapCredentials(err error) error {
 // other binds, StartTLS, Unbind, SetTimeout) fail with an error matching
 // ErrSharedConnection; DoAs and Lease lend a connection of the caller's own.
 // When fn's context ends, a search it runs is abandoned at the server
-// (an LDAP Abandon), and the shared connection stays open.
+// (an LDAP Abandon), and the shared connection stays open. Under
+// WithStartTLS the message IDs travel inside TLS, where the pool cannot
+// read them: no Abandon is sent, the server finishes the search, and its
+// answer is dropped (ldaps:// has no such limit). A paged search
+// (SearchWithPaging) takes turns with other paged searches on the
+// connection, since servers keep one paging state per connection.
 //
 // fn may call Authenticate (binds have their own lane). It must not take a
 // second service connection (Lease, Do, Search) of the same pool: with every

@@ -2,6 +2,7 @@ package ldapconn
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -37,27 +38,49 @@ type stream struct {
 
 // stream starts a streaming call inside a use of the lease, or returns a
 // response that fails with ErrLeaseReleased if the lease is released.
-func (c *client) stream(ctx context.Context, name string, start func(context.Context, *ldap.Conn) ldap.Response) ldap.Response {
+func (c *client) stream(ctx context.Context, name string, r *ldap.SearchRequest, start func(context.Context, *ldap.Conn) ldap.Response) ldap.Response {
 	if err := c.refused(); err != nil {
 		return releasedResponse{err}
+	}
+	// A filter go-ldap cannot encode is never written: say so now, before
+	// the call claims the connection's next request (see wireConn).
+	if r != nil {
+		if _, err := ldap.CompileFilter(r.Filter); err != nil {
+			return releasedResponse{err}
+		}
 	}
 	if !c.l.startUse() {
 		return releasedResponse{released(name)}
 	}
-	c.l.use.stream(+1)
 	conn := c.l.inner.Conn()
+	cl, err := conn.wire.claimNext(ctx, conn.life.Done())
+	if err != nil {
+		c.l.endUse()
+		return releasedResponse{fmt.Errorf("ldapconn: %s not started: %w", name, err)}
+	}
+	c.l.use.stream(+1)
 	// The stream's context ends with the caller's, and also when the pool
 	// closes the connection (a forced Close, a Discard): go-ldap's goroutine
 	// then stops too, even for a caller whose context never ends.
 	sctx, cancel := context.WithCancel(ctx)
 	unlink := context.AfterFunc(conn.life, cancel)
-	cl := conn.wire.claimNext()
 	resp := start(sctx, conn.ldap)
 	if c.l.shared {
 		// go-ldap hands each response over unbuffered from the one
 		// goroutine that reads the whole connection: on a shared
 		// connection a slow reader would hold up every other operation.
-		resp = newPump(resp)
+		// The pump also settles the claim as soon as go-ldap is done with
+		// the request, written or not, so that no other operation on the
+		// connection waits for this stream's reader.
+		resp = newPump(resp, func() {
+			if sctx.Err() != nil {
+				// Ended as it started: the request may be on its way to
+				// the socket still (see settleSent).
+				conn.wire.settleSent(cl, conn.ldap.IsClosing)
+				return
+			}
+			conn.wire.settle(cl)
+		})
 	}
 	s := &stream{l: c.l, resp: resp, claim: cl, cancel: func() { unlink(); cancel() }}
 	c.l.addStream(s)
@@ -192,13 +215,14 @@ type pumped struct {
 	controls []ldap.Control
 }
 
-func newPump(resp ldap.Response) *pump {
+func newPump(resp ldap.Response, ended func()) *pump {
 	p := &pump{ready: make(chan struct{}, 1)}
-	go p.run(resp)
+	go p.run(resp, ended)
 	return p
 }
 
-func (p *pump) run(resp ldap.Response) {
+func (p *pump) run(resp ldap.Response, ended func()) {
+	defer ended()
 	for resp.Next() {
 		p.mu.Lock()
 		p.queue = append(p.queue, pumped{resp.Entry(), resp.Referral(), resp.Controls()})

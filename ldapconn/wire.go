@@ -1,10 +1,10 @@
 package ldapconn
 
 import (
+	"context"
 	"math"
 	"net"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,12 +28,17 @@ import (
 // this package's client claims, so no other request is written between a
 // claim and the request it is for. Claims order only the start of each
 // request: the next can claim as soon as the last is written.
+//
+// A claim waits for the one before it to be written; the wait ends with
+// the caller's context or the connection, and then nothing is sent.
 type wireConn struct {
 	net.Conn
-	lastID  atomic.Int64 // -1: the stream is not plain LDAP messages (StartTLS wrapped it)
-	claimMu sync.Mutex   // held from a claim until its request is written or it is settled
+	lastID  atomic.Int64  // -1: the stream is not plain LDAP messages (StartTLS wrapped it)
+	claims  chan struct{} // capacity 1: full from a claim until its request is written or it is settled
 	claimed atomic.Pointer[claim]
 }
+
+func newWireConn(nc net.Conn) *wireConn { return &wireConn{Conn: nc, claims: make(chan struct{}, 1)} }
 
 // claim is one operation's wait for the message ID of its request.
 type claim struct{ id atomic.Int64 }
@@ -44,7 +49,7 @@ func (w *wireConn) Write(b []byte) (int, error) {
 			w.lastID.Store(id)
 			if c := w.claimed.Swap(nil); c != nil {
 				c.id.Store(id)
-				w.claimMu.Unlock()
+				<-w.claims
 			}
 		} else {
 			// After StartTLS go-ldap writes TLS records here: an Abandon
@@ -57,15 +62,27 @@ func (w *wireConn) Write(b []byte) (int, error) {
 
 // claimNext claims the next request written, waiting while another claim
 // is unwritten, and returns the claim for settle. It returns nil on a
-// connection whose messages it cannot read (StartTLS).
-func (w *wireConn) claimNext() *claim {
+// connection whose messages it cannot read (StartTLS). When ctx ends or the
+// connection closes (closed) first, it returns the error that says so, and
+// the caller must not send its request.
+func (w *wireConn) claimNext(ctx context.Context, closed <-chan struct{}) (*claim, error) {
 	if w.lastID.Load() < 0 {
-		return nil
+		return nil, nil
+	}
+	select {
+	case w.claims <- struct{}{}:
+	default:
+		select {
+		case w.claims <- struct{}{}:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-closed:
+			return nil, errConnClosed
+		}
 	}
 	c := new(claim)
-	w.claimMu.Lock()
 	w.claimed.Store(c)
-	return c
+	return c, nil
 }
 
 // settleSent is settle for a call whose context ended as it started (a
@@ -91,7 +108,7 @@ func (w *wireConn) settle(c *claim) int64 {
 		return 0
 	}
 	if w.claimed.CompareAndSwap(c, nil) {
-		w.claimMu.Unlock()
+		<-w.claims
 	}
 	return c.id.Load()
 }

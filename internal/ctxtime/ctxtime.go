@@ -5,6 +5,7 @@ package ctxtime
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,23 +30,42 @@ func Sleep(ctx context.Context, d time.Duration) error {
 // until it returns, and gaveUp, if not nil, runs at once: it is how the
 // caller makes call end sooner (closing its connection) or nothing. A ctx
 // that can never end costs nothing: call runs on the caller's goroutine.
+//
+// A panic in call reaches the caller, as it would without a context; once
+// the caller has gone, it panics where call ran.
 func Call[T any](ctx context.Context, call func() (T, error), gaveUp func()) (T, error) {
 	if ctx.Done() == nil {
 		return call()
 	}
 	type outcome struct {
-		v   T
-		err error
+		v        T
+		err      error
+		panicked bool
+		value    any
 	}
 	done := make(chan outcome, 1)
+	var gone atomic.Bool
 	go func() {
-		v, err := call()
-		done <- outcome{v, err}
+		var o outcome
+		defer func() {
+			if r := recover(); r != nil {
+				if gone.Load() {
+					panic(r)
+				}
+				o.panicked, o.value = true, r
+			}
+			done <- o
+		}()
+		o.v, o.err = call()
 	}()
 	select {
 	case o := <-done:
+		if o.panicked {
+			panic(o.value)
+		}
 		return o.v, o.err
 	case <-ctx.Done():
+		gone.Store(true)
 		if gaveUp != nil {
 			gaveUp()
 		}

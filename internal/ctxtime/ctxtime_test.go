@@ -52,3 +52,17 @@ func TestCallReturnsAtTheContextsEndAndTheCallGoesOn(t *testing.T) {
 		}
 	})
 }
+
+// A panic in the call reaches the caller still waiting for it, as it would
+// with no context, where the caller can recover it.
+func TestCallPassesAPanicToTheCaller(t *testing.T) {
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	defer func() {
+		if r := recover(); r != "boom" {
+			t.Fatalf("recovered %v; want the call's panic", r)
+		}
+	}()
+	_, _ = ctxtime.Call(ctx, func() (int, error) { panic("boom") }, nil)
+	t.Fatal("Call returned after its call panicked")
+}

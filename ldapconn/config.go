@@ -83,7 +83,7 @@ type Config struct {
 	MaxIdle      *int `json:"max_idle,omitempty" yaml:"max_idle,omitempty"`
 	AuthPoolSize int  `json:"auth_pool_size,omitempty" yaml:"auth_pool_size,omitempty"` // WithAuthPool; 2
 	MaxDialing   int  `json:"max_dialing,omitempty" yaml:"max_dialing,omitempty"`       // WithMaxDialing; 4
-	OpsPerConn   int  `json:"ops_per_conn,omitempty" yaml:"ops_per_conn,omitempty"`     // WithOpsPerConn; 8
+	OpsPerConn   int  `json:"ops_per_conn,omitempty" yaml:"ops_per_conn,omitempty"`     // WithOpsPerConn; 16
 	MaxInFlight  int  `json:"max_in_flight,omitempty" yaml:"max_in_flight,omitempty"`   // WithMaxInFlight; 0: MaxSize × OpsPerConn
 
 	FailFast          bool `json:"fail_fast,omitempty" yaml:"fail_fast,omitempty"`                     // WithFailFast

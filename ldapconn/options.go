@@ -182,7 +182,7 @@ func WithMaxSize(n int) Option {
 // DefaultOpsPerConn is how many operations of the service identity one
 // connection carries at once unless WithOpsPerConn says otherwise
 // (docs/benchmarks.md has the measurements it was chosen by).
-const DefaultOpsPerConn = 8
+const DefaultOpsPerConn = 16
 
 // WithOpsPerConn sets how many operations of the service identity (Do,
 // Search, Compare) one connection carries at once: go-ldap multiplexes them
@@ -191,7 +191,7 @@ const DefaultOpsPerConn = 8
 // to the least-loaded connection, in the same first-come first-served queue
 // as leases; a connection is dialed only when every one carries n. Lease,
 // LeaseAs, DoAs and Authenticate always take a whole connection. 1 gives
-// every operation a connection of its own. Default 8.
+// every operation a connection of its own. Default DefaultOpsPerConn (16).
 func WithOpsPerConn(n int) Option {
 	return optionFunc(func(c *config) { c.opsPerConn = n; c.engine = append(c.engine, engine.WithOpsPerConn(n)) })
 }

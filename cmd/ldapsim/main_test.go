@@ -141,7 +141,7 @@ func TestSweepWithAdvisorAndChart(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, stderr)
 	}
-	if !strings.Contains(stdout, "advisor: pool size 1 (depth 8) is the smallest") { // ldapsim models ldapconn's default depth
+	if !strings.Contains(stdout, "advisor: pool size 1 (depth 16) is the smallest") { // ldapsim models ldapconn's default depth
 		t.Errorf("sweep output lacks the advice:\n%s", stdout)
 	}
 	svg, err := os.ReadFile(chart)

@@ -46,6 +46,14 @@ func (a *Actor[M]) loop(handle func(M)) {
 			return
 		default:
 		}
+		// A message waiting is taken without a select over two channels,
+		// the costlier receive: under load the mailbox is rarely empty.
+		select {
+		case m := <-a.inbox:
+			handle(m)
+			continue
+		default:
+		}
 		select {
 		case m := <-a.inbox:
 			handle(m)
@@ -64,6 +72,11 @@ func (a *Actor[M]) Send(m M) bool {
 	select {
 	case <-a.stop:
 		return false
+	default:
+	}
+	select { // the mailbox has room: no select over two channels
+	case a.inbox <- m:
+		return true
 	default:
 	}
 	select {

@@ -124,6 +124,9 @@ func (s *supervisor[C]) popIdle(key string) *entry[C] {
 // connector can, else closed, and the waiter's dial starts when the close has
 // returned, so that the two never count past the maximum together.
 func (s *supervisor[C]) reassign(el *actor.Elem[*waiter[C]]) bool {
+	if s.conns.idle == 0 {
+		return false // the common case of a full pool: nothing to walk
+	}
 	e := s.conns.oldestIdle()
 	if e == nil || (s.rebinder == nil && s.dialing >= s.cfg.maxDialing) {
 		return false

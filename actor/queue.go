@@ -34,6 +34,20 @@ func (q *Queue[T]) PushBack(v T) *Elem[T] {
 	return q.insert(&Elem[T]{Value: v}, q.root.prev)
 }
 
+// PushBackElem adds e, which is in no queue, at the back: for an owner that
+// keeps the element inside the value it holds, so that queueing allocates
+// nothing. e.Value is left as the caller set it.
+func (q *Queue[T]) PushBackElem(e *Elem[T]) *Elem[T] {
+	q.lazyInit()
+	return q.insert(e, q.root.prev)
+}
+
+// PushFrontElem is PushBackElem at the front.
+func (q *Queue[T]) PushFrontElem(e *Elem[T]) *Elem[T] {
+	q.lazyInit()
+	return q.insert(e, &q.root)
+}
+
 // PushFront adds v at the front and returns its element. It is for an entry
 // that was taken from the front and must go back to where it was.
 func (q *Queue[T]) PushFront(v T) *Elem[T] {

@@ -63,3 +63,35 @@ func BenchmarkQueuePushPop(b *testing.B) {
 		}
 	}
 }
+
+// Elements the owner keeps inside its values queue as pushed values do, and
+// can be queued again once removed.
+func TestQueueOfOwnedElements(t *testing.T) {
+	type item struct {
+		n    int
+		node actor.Elem[*item]
+	}
+	var q actor.Queue[*item]
+	items := make([]*item, 3)
+	for i := range items {
+		items[i] = &item{n: i}
+		items[i].node.Value = items[i]
+	}
+	q.PushBackElem(&items[1].node)
+	q.PushBackElem(&items[2].node)
+	q.PushFrontElem(&items[0].node)
+	var got []int
+	for e := q.Front(); e != nil; e = e.Next() {
+		got = append(got, e.Value.n)
+	}
+	if len(got) != 3 || got[0] != 0 || got[1] != 1 || got[2] != 2 {
+		t.Fatalf("order %v; want [0 1 2]", got)
+	}
+	if !q.Remove(&items[1].node) || q.Remove(&items[1].node) || q.Len() != 2 {
+		t.Fatal("removing an owned element twice")
+	}
+	q.PushBackElem(&items[1].node)
+	if q.Len() != 3 || q.Front().Value.n != 0 {
+		t.Fatalf("len %d after queueing a removed element again", q.Len())
+	}
+}

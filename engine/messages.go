@@ -71,7 +71,15 @@ type waiter[C any] struct {
 	dialing bool // a dial started on its behalf is in flight
 	room    bool // an idle connection of another key is closing to make room for its dial
 	waited  bool // it was not answered as soon as it arrived
-	elem    *actor.Elem[*waiter[C]]
+	elem    *actor.Elem[*waiter[C]] // &node: its place in the queue, made with it
+	node    actor.Elem[*waiter[C]]
+}
+
+func newWaiter[C any](key Key, fresh, share bool, reply chan result[C]) *waiter[C] {
+	w := &waiter[C]{key: key, fresh: fresh, share: share, reply: reply}
+	w.node.Value = w
+	w.elem = &w.node
+	return w
 }
 
 type entryState uint8

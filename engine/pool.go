@@ -117,7 +117,7 @@ func (p *Pool[C]) lease(ctx context.Context, key Key, fresh, share, scoped bool)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("engine: lease for %s: %w", key.Name, err)
 	}
-	w := &waiter[C]{key: key, fresh: fresh, share: share, reply: p.results.Get()}
+	w := newWaiter(key, fresh, share, p.results.Get())
 	if !p.a.Send(message[C]{kind: mLease, w: w}) {
 		return nil, ErrClosed
 	}

@@ -26,7 +26,7 @@ func (s *supervisor[C]) onLease(w *waiter[C]) {
 			return
 		}
 	}
-	w.elem = s.waiters.PushBack(w)
+	s.waiters.PushBackElem(w.elem)
 	s.dispatch()
 	if w.state != wDone {
 		w.waited = true

@@ -192,7 +192,7 @@ func (s *supervisor[C]) onChecked(e *entry[C], w *waiter[C], kind checkKind, key
 		case waiting:
 			// Back to the front: it was older than everyone now queued.
 			w.state = wQueued
-			w.elem = s.waiters.PushFront(w)
+			s.waiters.PushFrontElem(w.elem)
 		case kind == validateIdle:
 			s.replace(e.key)
 		}
@@ -215,7 +215,7 @@ func (s *supervisor[C]) onChecked(e *entry[C], w *waiter[C], kind checkKind, key
 		// A share past WithMaxInFlight: back to the front, to be served
 		// as the first share comes back.
 		w.state = wQueued
-		w.elem = s.waiters.PushFront(w)
+		s.waiters.PushFrontElem(w.elem)
 		s.park(e)
 	default:
 		s.park(e)

@@ -68,9 +68,9 @@ type waiter[C any] struct {
 	reply   chan result[C]
 	since   time.Time
 	state   waiterState
-	dialing bool // a dial started on its behalf is in flight
-	room    bool // an idle connection of another key is closing to make room for its dial
-	waited  bool // it was not answered as soon as it arrived
+	dialing bool                    // a dial started on its behalf is in flight
+	room    bool                    // an idle connection of another key is closing to make room for its dial
+	waited  bool                    // it was not answered as soon as it arrived
 	elem    *actor.Elem[*waiter[C]] // &node: its place in the queue, made with it
 	node    actor.Elem[*waiter[C]]
 }

@@ -18,7 +18,7 @@ SIMFLAGS ?=
 sim:
 	@echo "make sim: building ldapsim; the first run downloads the modules and compiles (about a minute, quiet)"
 	$(GO) build -o bin/ldapsim ./cmd/ldapsim
-	@echo "make sim: ldapsim $(SIMFLAGS) (with no flags, 15 seconds against the embedded LDAP server); a progress line follows"
+	@echo "make sim: ldapsim $(if $(SIMFLAGS),$(SIMFLAGS),(no flags: 15 seconds against the embedded LDAP server; a progress line follows))"
 	./bin/ldapsim $(SIMFLAGS)
 
 ## soak: random leases, releases, discards and cancellations with injected faults, for SOAK

@@ -70,6 +70,7 @@ type waiter[C any] struct {
 	state   waiterState
 	dialing bool                    // a dial started on its behalf is in flight
 	room    bool                    // an idle connection of another key is closing to make room for its dial
+	covered bool                    // a share dial in flight brings room for it (set by dispatch)
 	waited  bool                    // it was not answered as soon as it arrived
 	elem    *actor.Elem[*waiter[C]] // &node: its place in the queue, made with it
 	node    actor.Elem[*waiter[C]]

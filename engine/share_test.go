@@ -296,3 +296,26 @@ func TestShareBurstDialsOneConnection(t *testing.T) {
 		}
 	})
 }
+
+// With WithFailFast, a share that a dial already in flight brings room for
+// waits for that dial: it is not refused as if the pool were full. (Found
+// by a review: the second of two shares on a cold pool got ErrExhausted.)
+func TestFailFastShareWaitsForTheDialThatCoversIt(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := &fakeConnector{dialDelay: time.Millisecond}
+		p := newPool(t, fc, engine.WithMaxSize(10), engine.WithOpsPerConn(8), engine.WithFailFast())
+		first := shareAsync(t.Context(), p, keyA)
+		synctest.Wait() // the first share's dial is in flight
+		second := shareAsync(t.Context(), p, keyA)
+		for i, ch := range []chan leaseResult[*fakeConn]{first, second} {
+			r := <-ch
+			if r.err != nil {
+				t.Fatalf("share %d on a pool of 10 with none open: %v", i+1, r.err)
+			}
+			defer r.l.Release()
+		}
+		if fc.opened != 1 {
+			t.Fatalf("%d connections dialed for 2 shares at depth 8; want 1", fc.opened)
+		}
+	})
+}

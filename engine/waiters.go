@@ -31,7 +31,7 @@ func (s *supervisor[C]) onLease(w *waiter[C]) {
 	if w.state != wDone {
 		w.waited = true
 	}
-	if w.state == wQueued && !w.dialing && !w.room && s.cfg.failFast {
+	if w.state == wQueued && !w.dialing && !w.room && !w.covered && s.cfg.failFast {
 		s.waiters.Remove(w.elem)
 		s.c.Exhausted++
 		s.fail(w, fmt.Errorf("%w: %d connections open, %d in use, %d operations in flight, %d callers waiting",
@@ -58,6 +58,7 @@ func (s *supervisor[C]) dispatch() {
 	clear(s.needRoom)
 	for el := s.waiters.Front(); el != nil; {
 		w, next := el.Value, el.Next()
+		w.covered = false
 		if w.share && s.inFlight >= s.shareCap {
 			if !w.dialing && !w.room {
 				return
@@ -82,6 +83,7 @@ func (s *supervisor[C]) dispatch() {
 				s.needRoom[w.key.Name]++
 			}
 		case w.share && s.covered(w):
+			w.covered = true
 		case s.canDial(true):
 			s.dial(w, w.key, false)
 		case s.reassign(el):

@@ -101,3 +101,43 @@ func TestUnwrittenStreamHoldsUpNobody(t *testing.T) {
 		t.Fatalf("the stream's Do waited out its context: %v", err)
 	}
 }
+
+// On a whole connection, a stream whose request is never written (the
+// server closed the connection) holds up no later operation through the
+// same Client: it fails with the connection closed. (Found by a review: the
+// next operation waited for the unread stream for ever.)
+func TestUnwrittenStreamOnALeaseHoldsUpNobody(t *testing.T) {
+	srv := embedded(t)
+	p := newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(1))
+	l, err := p.Lease(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	c := l.Client()
+	srv.DropConnections()
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	for !c.IsClosing() { // bounded by ctx
+		if ctx.Err() != nil {
+			t.Fatal("the connection never saw the server close it")
+		}
+		time.Sleep(time.Millisecond) // polling a condition
+	}
+	resp := c.SearchAsync(context.Background(), searchUID("user1"), 0)
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Compare(ldaptest.UserDN(1), "uid", "user1")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !ldapconn.IsBroken(err) {
+			t.Fatalf("Compare on a closed connection: %v; want a broken-connection error", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("Compare waited behind an unread stream whose request was never written")
+	}
+	for resp.Next() {
+	}
+}

@@ -53,6 +53,11 @@ func (c *client) stream(ctx context.Context, name string, r *ldap.SearchRequest,
 		return releasedResponse{released(name)}
 	}
 	conn := c.l.inner.Conn()
+	if conn.ldap.IsClosing() { // go-ldap would end the stream without writing it, or an error
+		err := c.l.observe(errConnClosed)
+		c.l.endUse()
+		return releasedResponse{err}
+	}
 	cl, err := conn.wire.claimNext(ctx, conn.life.Done())
 	if err != nil {
 		c.l.endUse()

@@ -5,6 +5,7 @@ import (
 	"math"
 	"net"
 	"runtime"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -36,9 +37,24 @@ type wireConn struct {
 	lastID  atomic.Int64  // -1: the stream is not plain LDAP messages (StartTLS wrapped it)
 	claims  chan struct{} // capacity 1: full from a claim until its request is written or it is settled
 	claimed atomic.Pointer[claim]
+	gone    chan struct{} // closed when a read fails: the connection is dead, and no claim waits on it
+	goneMu  sync.Once
 }
 
-func newWireConn(nc net.Conn) *wireConn { return &wireConn{Conn: nc, claims: make(chan struct{}, 1)} }
+func newWireConn(nc net.Conn) *wireConn {
+	return &wireConn{Conn: nc, claims: make(chan struct{}, 1), gone: make(chan struct{})}
+}
+
+// Read is go-ldap's reader's: when it fails, the connection is dead, and
+// an operation waiting to claim the next request (behind a request that
+// will never be written) gives up at once.
+func (w *wireConn) Read(b []byte) (int, error) {
+	n, err := w.Conn.Read(b)
+	if err != nil {
+		w.goneMu.Do(func() { close(w.gone) })
+	}
+	return n, err
+}
 
 // claim is one operation's wait for the message ID of its request.
 type claim struct{ id atomic.Int64 }
@@ -63,8 +79,8 @@ func (w *wireConn) Write(b []byte) (int, error) {
 // claimNext claims the next request written, waiting while another claim
 // is unwritten, and returns the claim for settle. It returns nil on a
 // connection whose messages it cannot read (StartTLS). When ctx ends or the
-// connection closes (closed) first, it returns the error that says so, and
-// the caller must not send its request.
+// connection closes (closed, or a failed read) first, it returns the error
+// that says so, and the caller must not send its request.
 func (w *wireConn) claimNext(ctx context.Context, closed <-chan struct{}) (*claim, error) {
 	if w.lastID.Load() < 0 {
 		return nil, nil
@@ -77,6 +93,8 @@ func (w *wireConn) claimNext(ctx context.Context, closed <-chan struct{}) (*clai
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		case <-closed:
+			return nil, errConnClosed
+		case <-w.gone:
 			return nil, errConnClosed
 		}
 	}

@@ -44,12 +44,12 @@ func Call[T any](ctx context.Context, call func() (T, error), gaveUp func()) (T,
 		value    any
 	}
 	done := make(chan outcome, 1)
-	var gone atomic.Bool
+	var settled atomic.Bool // won by the panicking call or by the caller leaving
 	go func() {
 		var o outcome
 		defer func() {
 			if r := recover(); r != nil {
-				if gone.Load() {
+				if !settled.CompareAndSwap(false, true) {
 					panic(r)
 				}
 				o.panicked, o.value = true, r
@@ -65,7 +65,11 @@ func Call[T any](ctx context.Context, call func() (T, error), gaveUp func()) (T,
 		}
 		return o.v, o.err
 	case <-ctx.Done():
-		gone.Store(true)
+		if !settled.CompareAndSwap(false, true) {
+			if o := <-done; o.panicked {
+				panic(o.value)
+			}
+		}
 		if gaveUp != nil {
 			gaveUp()
 		}

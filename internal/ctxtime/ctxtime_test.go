@@ -3,6 +3,7 @@ package ctxtime_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -65,4 +66,27 @@ func TestCallPassesAPanicToTheCaller(t *testing.T) {
 	}()
 	_, _ = ctxtime.Call(ctx, func() (int, error) { panic("boom") }, nil)
 	t.Fatal("Call returned after its call panicked")
+}
+
+// A call that panics as its context ends: the panic reaches the caller,
+// which must not return the context's error as if nothing happened. (Found
+// by a review: the panic could go nowhere.)
+func TestCallNeverLosesAPanicRacingTheContext(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1)) // the call runs cancel, then panics, before the caller looks
+	for range 100 {
+		func() {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			defer func() {
+				if r := recover(); r != "boom" {
+					t.Fatalf("recovered %v; want the call's panic", r)
+				}
+			}()
+			_, err := ctxtime.Call(ctx, func() (int, error) {
+				cancel()
+				panic("boom")
+			}, nil)
+			t.Fatalf("Call returned %v; want the call's panic", err)
+		}()
+	}
 }

@@ -67,3 +67,27 @@ func ExampleNew_invalidOption() {
 	fmt.Println(err)
 	// Output: engine: WithMaxSize(0): size must be at least 1
 }
+
+// Share lends one operation's place on a connection that carries up to
+// WithOpsPerConn of them: three shares at depth 2 take two connections, the
+// second dialed only when the first carries two.
+func ExamplePool_Share() {
+	pool, _ := engine.New(&memConnector{}, engine.WithMaxSize(4), engine.WithOpsPerConn(2))
+	defer pool.Close(context.Background())
+
+	key := engine.Key{Name: "service"}
+	var held []*lease.Lease[*memConn]
+	for range 3 {
+		l, err := pool.Share(context.Background(), key)
+		if err != nil {
+			log.Fatal(err)
+		}
+		held = append(held, l)
+	}
+	st := pool.Stats()
+	fmt.Printf("%d connections carrying %d shares\n", st.Shared, st.InFlight)
+	for _, l := range held {
+		l.Release()
+	}
+	// Output: 2 connections carrying 3 shares
+}

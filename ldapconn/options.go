@@ -175,6 +175,9 @@ func WithPoolOptions(opts ...engine.Option) Option {
 // WithMaxSize sets how many connections the service pool holds open at most,
 // counting those being dialed and those whose close has not returned. It is a
 // hard maximum at the server, under churn and failover alike. Default 10.
+// Beside it the bind lane holds WithAuthPool connections, and while a
+// server is suspected of having stalled (an operation timed out, or nothing
+// answered) one probe connection to it decides whether it is slow or dead.
 func WithMaxSize(n int) Option {
 	return optionFunc(func(c *config) { c.maxSize = n; c.engine = append(c.engine, engine.WithMaxSize(n)) })
 }

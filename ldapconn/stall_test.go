@@ -186,6 +186,24 @@ func TestASearchStuckOnASlowServerMoves(t *testing.T) {
 	}
 }
 
+// slowArrivals is slowNext, and tells on arrived (buffered) each time the
+// server takes a slowed operation: the caller's request is then on the
+// server, and its share or lease held.
+func slowArrivals(d time.Duration) (*atomic.Int32, <-chan struct{}, ldaptest.Option) {
+	slow := new(atomic.Int32)
+	arrived := make(chan struct{}, 64)
+	return slow, arrived, ldaptest.WithLatency(func() time.Duration {
+		if slow.Add(-1) >= 0 {
+			select {
+			case arrived <- struct{}{}:
+			default:
+			}
+			return d
+		}
+		return 0
+	})
+}
+
 // slowNext returns an option for the embedded server that delays the next
 // operations by d, as many as the counter it returns is set to, and no
 // others.

@@ -29,22 +29,22 @@ func (s *supervisor[C]) verify() error {
 		if e == nil {
 			continue
 		}
-		if e.shared {
+		if e.sharing() {
 			sharing++
 			shares += e.shares
-			if e.state != eLeased || e.shares < 1 || e.shares > s.cfg.opsPerConn {
+			if e.state != eLeased || e.shares > s.cfg.opsPerConn {
 				bad("slot %d carries %d shares in state %v (depth %d)", i, e.shares, e.state, s.cfg.opsPerConn)
 			}
-		} else if e.shares != 0 || e.doomErr != nil {
-			bad("slot %d carries no shares but counts %d (doomed: %v)", i, e.shares, e.doomErr)
+		} else if e.shares < 0 || e.doomErr != nil {
+			bad("slot %d counts %d shares (doomed: %v)", i, e.shares, e.doomErr)
 		}
 	}
 	listed := 0
 	for name, list := range t.sharedBy {
 		for _, e := range list {
 			listed++
-			if !e.shared || e.key.Name != name || t.slots[e.slot] != e {
-				bad("shared list %q holds slot %d (shared %v) of key %q", name, e.slot, e.shared, e.key.Name)
+			if !e.sharing() || e.key.Name != name || t.slots[e.slot] != e {
+				bad("shared list %q holds slot %d (%d shares) of key %q", name, e.slot, e.shares, e.key.Name)
 			}
 		}
 	}

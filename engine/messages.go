@@ -128,9 +128,11 @@ type entry[C any] struct {
 	uses     int
 	roomFor  *waiter[C] // eClosing: the waiter whose dial waits for this close
 
-	// A connection carrying shares is eLeased with shared set, and listed
-	// in its key's shared list, until its last share comes back.
-	shared  bool
+	// A connection carrying shares (sharing) is eLeased, and listed in its
+	// key's shared list, until its last share comes back.
 	shares  int   // shares out on it
 	doomErr error // a share was discarded with this error: no new shares, closed when the last comes back
 }
+
+// sharing reports whether e carries shares.
+func (e *entry[C]) sharing() bool { return e.shares > 0 }

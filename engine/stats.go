@@ -117,7 +117,7 @@ func (s *supervisor[C]) snapshot() Stats {
 		}
 		st.Keys[e.key.Name] = ks
 		state := e.state.String()
-		if e.shared {
+		if e.sharing() {
 			state = "shared"
 		}
 		st.Conns = append(st.Conns, ConnStats{

@@ -54,7 +54,6 @@ func (t *table[C]) add(e *entry[C], st entryState) {
 
 // share lists e, leased, as carrying shares.
 func (t *table[C]) share(e *entry[C]) {
-	e.shared = true
 	t.sharedBy[e.key.Name] = append(t.sharedBy[e.key.Name], e)
 	t.shared++
 }
@@ -69,7 +68,6 @@ func (t *table[C]) unshare(e *entry[C]) {
 		}
 	}
 	t.sharedBy[e.key.Name] = list // an emptied list is kept for reuse, as the idle stacks are
-	e.shared = false
 	t.shared--
 }
 
@@ -88,7 +86,7 @@ func (t *table[C]) leastLoaded(key string, depth int, now time.Time) *entry[C] {
 
 // move changes e's state, keeping the idle stacks and counts.
 func (t *table[C]) move(e *entry[C], st entryState) {
-	if e.shared {
+	if e.sharing() {
 		t.unshare(e)
 	}
 	if e.state == eIdle {
@@ -104,7 +102,7 @@ func (t *table[C]) move(e *entry[C], st entryState) {
 
 // drop frees e's slot once its Close has returned.
 func (t *table[C]) drop(e *entry[C]) {
-	if e.shared {
+	if e.sharing() {
 		t.unshare(e)
 	}
 	if e.state == eIdle {

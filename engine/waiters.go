@@ -160,13 +160,13 @@ func (s *supervisor[C]) canDial(forWaiter bool) bool {
 // be carrying shares already.
 func (s *supervisor[C]) deliver(w *waiter[C], e *entry[C]) {
 	now := s.now
-	if !e.shared {
+	if !e.sharing() {
 		s.conns.move(e, eLeased)
 		e.leasedAt = now
 	}
 	e.uses++
 	if w.share {
-		if !e.shared {
+		if !e.sharing() {
 			s.conns.share(e)
 		}
 		e.shares++
@@ -210,7 +210,7 @@ func (s *supervisor[C]) onCancel(w *waiter[C]) {
 			case r.e == nil:
 			case w.share:
 				s.c.Shares--
-				if r.e.shared { // unless a forced Close closed it
+				if r.e.sharing() { // unless a forced Close closed it
 					s.unshare(r.e, nil)
 				}
 			default:
@@ -228,7 +228,7 @@ func (s *supervisor[C]) onRelease(e *entry[C], err error) {
 		// A forced Close closed it under its holder.
 		return
 	}
-	if e.shared {
+	if e.sharing() {
 		s.unshare(e, err)
 		return
 	}

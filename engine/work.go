@@ -228,8 +228,8 @@ func (s *supervisor[C]) closeEntry(e *entry[C], why string) {
 	// A connection closed under its shares (a forced Close) takes them
 	// with it: their returns find it closing and do nothing.
 	s.inFlight -= e.shares
+	s.conns.move(e, eClosing) // off its key's shared list, while it still counts as sharing
 	e.shares, e.doomErr = 0, nil
-	s.conns.move(e, eClosing)
 	if s.cfg.logger.Enabled(context.Background(), slog.LevelDebug) {
 		s.cfg.logger.Debug("engine: close", "slot", e.slot, "key", e.key, "why", why)
 	}

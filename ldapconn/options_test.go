@@ -64,6 +64,10 @@ func TestNewPoolRefusesBadOptions(t *testing.T) {
 			"ldapconn: WithMaxSize(-1): size must be at least 1"},
 		{"max size", []ldapconn.Option{ldapconn.WithMaxSize(0)},
 			"ldapconn: WithMaxSize(0): size must be at least 1"},
+		{"ops per conn", []ldapconn.Option{ldapconn.WithOpsPerConn(0)},
+			"ldapconn: WithOpsPerConn(0): must be at least 1"},
+		{"max in flight", []ldapconn.Option{ldapconn.WithMaxInFlight(-1)},
+			"ldapconn: WithMaxInFlight(-1): must not be negative"},
 		{"soft limit", []ldapconn.Option{ldapconn.WithMaxSize(4), ldapconn.WithSoftLimit(3)},
 			"ldapconn: WithSoftLimit(3): must exceed WithMaxSize (4)"},
 		{"jitter", []ldapconn.Option{ldapconn.WithLifetimeJitter(math.NaN())},
@@ -120,6 +124,7 @@ func TestNewPoolAcceptsSettingsAtTheirLimits(t *testing.T) {
 		{"all at once", []ldapconn.Option{ldapconn.WithConnectTimeout(math.MaxInt64), ldapconn.WithOperationTimeout(math.MaxInt64),
 			ldapconn.WithRetry(100, time.Hour), ldapconn.WithAuthPool(1)}},
 		{"a retry delay past the default max backoff", []ldapconn.Option{ldapconn.WithRetry(2, time.Minute)}},
+		{"one operation a connection", []ldapconn.Option{ldapconn.WithOpsPerConn(1), ldapconn.WithMaxInFlight(1)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

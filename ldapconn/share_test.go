@@ -231,3 +231,33 @@ func TestBrokenSharedConnectionRetriesEveryRead(t *testing.T) {
 		t.Fatalf("a read on a broken shared connection reached its caller: %v", err)
 	}
 }
+
+// WithMaxInFlight caps the operations out at once however much room the
+// connections have: with two out, a fail-fast pool refuses a third at once,
+// and nothing reaches the server for it.
+func TestMaxInFlightCapsDoAtTheEntryPoint(t *testing.T) {
+	slow, arrived, opt := slowArrivals(time.Second)
+	srv := embedded(t, opt)
+	p := newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(1), ldapconn.WithOpsPerConn(8),
+		ldapconn.WithMaxInFlight(2), ldapconn.WithFailFast())
+	if err := p.Ping(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	slow.Store(2)
+	var g errgroup.Group
+	for i := range 2 {
+		g.Go(func() error { _, err := p.Search(t.Context(), searchUID(fmt.Sprint("user", i))); return err })
+	}
+	<-arrived
+	<-arrived // both are out
+	searches := srv.Stats().Searches
+	if _, err := p.Search(t.Context(), searchUID("user3")); !errors.Is(err, ldapconn.ErrExhausted) {
+		t.Fatalf("a third search past WithMaxInFlight(2): %v; want ErrExhausted", err)
+	}
+	if n := srv.Stats().Searches - searches; n != 0 {
+		t.Fatalf("%d searches reached the server for the refused call", n)
+	}
+	if err := g.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}

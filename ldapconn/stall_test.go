@@ -208,11 +208,6 @@ func slowArrivals(d time.Duration) (*atomic.Int32, <-chan struct{}, ldaptest.Opt
 // operations by d, as many as the counter it returns is set to, and no
 // others.
 func slowNext(d time.Duration) (*atomic.Int32, ldaptest.Option) {
-	slow := new(atomic.Int32)
-	return slow, ldaptest.WithLatency(func() time.Duration {
-		if slow.Add(-1) >= 0 {
-			return d
-		}
-		return 0
-	})
+	slow, _, opt := slowArrivals(d)
+	return slow, opt
 }

@@ -137,15 +137,25 @@ func (h *health) soonest() (int, time.Time) {
 // warning; every server down is an error, once until one comes back; a
 // server coming back, and the pool failing over or back, are news.
 
+// logLater holds the availability lines decided under h.mu, to be written
+// once it is let go: a log handler may block, and dial workers and the
+// watchdog wait on h.mu.
+type logLater []func()
+
+func (l *logLater) add(f func()) { *l = append(*l, f) }
+
+// unlockAndLog lets h.mu go, then writes what say holds.
+func (h *health) unlockAndLog(say *logLater) {
+	h.mu.Unlock()
+	for _, f := range *say {
+		f()
+	}
+}
+
 func (h *health) down(i int, err error, now time.Time) {
-	var say []func() // logged after h.mu is let go: a log handler may block
+	var say logLater
 	h.mu.Lock()
-	defer func() {
-		h.mu.Unlock()
-		for _, f := range say {
-			f()
-		}
-	}()
+	defer h.unlockAndLog(&say)
 	s := &h.state[i]
 	if now.Before(s.downUntil) {
 		s.lastErr = err // already down: keep its backoff, note the newest cause
@@ -157,13 +167,13 @@ func (h *health) down(i int, err error, now time.Time) {
 	if s.downSince.IsZero() {
 		s.downSince = now
 		retryIn := s.downUntil.Sub(now).Round(time.Millisecond)
-		say = append(say, func() {
+		say.add(func() {
 			h.log.Warn("ldapconn: server down", "server", h.servers[i].URL, "err", err, "retry_in", retryIn)
 		})
 	}
 	if !h.allDown && h.everyServerDownLocked(now) {
 		h.allDown = true
-		say = append(say, func() { h.log.Error("ldapconn: every server is down", "servers", len(h.servers), "last_err", err) })
+		say.add(func() { h.log.Error("ldapconn: every server is down", "servers", len(h.servers), "last_err", err) })
 	}
 }
 
@@ -178,18 +188,13 @@ func (h *health) everyServerDownLocked(now time.Time) bool {
 
 // up records a successful dial of server i.
 func (h *health) up(i int) {
-	var say []func() // logged after h.mu is let go: a log handler may block
+	var say logLater
 	h.mu.Lock()
-	defer func() {
-		h.mu.Unlock()
-		for _, f := range say {
-			f()
-		}
-	}()
+	defer h.unlockAndLog(&say)
 	s := &h.state[i]
 	if !s.downSince.IsZero() {
 		downFor := time.Since(s.downSince).Round(time.Millisecond)
-		say = append(say, func() { h.log.Info("ldapconn: server back up", "server", h.servers[i].URL, "down_for", downFor) })
+		say.add(func() { h.log.Info("ldapconn: server back up", "server", h.servers[i].URL, "down_for", downFor) })
 	}
 	s.downUntil, s.downSince, s.failures = time.Time{}, time.Time{}, 0
 	s.back.Reset()
@@ -199,9 +204,9 @@ func (h *health) up(i int) {
 		switch {
 		case h.serving < 0 && i == 0: // the first dial, to the first server: no news
 		case i > max(h.serving, 0):
-			say = append(say, func() { h.log.Info("ldapconn: failed over", "from", from, "to", to) })
+			say.add(func() { h.log.Info("ldapconn: failed over", "from", from, "to", to) })
 		default:
-			say = append(say, func() { h.log.Info("ldapconn: failed back", "from", from, "to", to) })
+			say.add(func() { h.log.Info("ldapconn: failed back", "from", from, "to", to) })
 		}
 		h.serving = i
 	}

@@ -45,11 +45,8 @@ func (c *client) conn() *ldap.Conn { return c.l.inner.Conn().ldap }
 // response still due on it.
 func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, error) {
 	var zero T
-	if err := c.refused(); err != nil {
+	if err := c.begin(name); err != nil {
 		return zero, err
-	}
-	if !c.l.startUse() {
-		return zero, released(name)
 	}
 	ctx := c.l.ctx
 	if err := ctx.Err(); err != nil {
@@ -85,11 +82,8 @@ func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, erro
 // runAware runs op, which honours ctx itself, inside a use of the lease.
 func runAware[T any](c *client, name string, op func(ctx context.Context, conn *Conn) (T, error)) (T, error) {
 	var zero T
-	if err := c.refused(); err != nil {
+	if err := c.begin(name); err != nil {
 		return zero, err
-	}
-	if !c.l.startUse() {
-		return zero, released(name)
 	}
 	defer c.l.endUse()
 	ctx := c.l.ctx
@@ -109,8 +103,8 @@ func runAware[T any](c *client, name string, op func(ctx context.Context, conn *
 // abandoned at the server, the server marked slow, and moved reports true,
 // for Pool.Search to run r again on a connection to a faster server.
 func (c *client) searchMovable(r *ldap.SearchRequest) (res *ldap.SearchResult, moved bool, err error) {
-	if !c.l.startUse() {
-		return nil, false, released("Search")
+	if err := c.begin("Search"); err != nil {
+		return nil, false, err
 	}
 	defer c.l.endUse()
 	ctx := c.l.ctx
@@ -237,11 +231,15 @@ func (c *client) rebind(op func(*ldap.Conn) error) func(*ldap.Conn) error {
 	}
 }
 
-// refused returns the error of every operation on a share after its
-// SetTimeout, which a share cannot honour.
-func (c *client) refused() error {
+// begin starts a use of the lease for the call name (see uses), or returns
+// why the call must not touch the connection: the lease is released, or the
+// lease is a share whose Client was given a SetTimeout it cannot honour.
+func (c *client) begin(name string) error {
 	if c.l.refused.Load() {
 		return refusedOnShare("SetTimeout (called earlier on this Client)")
+	}
+	if !c.l.startUse() {
+		return released(name)
 	}
 	return nil
 }
@@ -425,7 +423,7 @@ func (c *client) Search(r *ldap.SearchRequest) (*ldap.SearchResult, error) {
 // servers such as OpenLDAP keep one paged-results state per connection,
 // which two paged searches sharing it would each invalidate.
 func (c *client) SearchWithPaging(r *ldap.SearchRequest, size uint32) (*ldap.SearchResult, error) {
-	if err := c.refused(); err != nil {
+	if err := c.begin("SearchWithPaging"); err != nil {
 		return nil, err
 	}
 	var paging *ldap.ControlPaging
@@ -436,15 +434,14 @@ func (c *client) SearchWithPaging(r *ldap.SearchRequest, size uint32) (*ldap.Sea
 	default:
 		cp, ok := control.(*ldap.ControlPaging)
 		if !ok {
+			c.l.endUse()
 			return nil, fmt.Errorf("expected paging control to be of type *ControlPaging, got %v", control)
 		}
 		if cp.PagingSize != size {
+			c.l.endUse()
 			return nil, fmt.Errorf("paging size given in search request (%d) conflicts with size given in search call (%d)", cp.PagingSize, size)
 		}
 		paging = cp
-	}
-	if !c.l.startUse() {
-		return nil, released("SearchWithPaging")
 	}
 	conn := c.l.inner.Conn()
 	select {

@@ -34,24 +34,33 @@ func BenchmarkLeaseRelease(b *testing.B) {
 		for _, size := range []int{4, 16} {
 			for _, par := range []int{1, 8, 64} {
 				b.Run(fmt.Sprintf("impl=%s/size=%d/par=%d", impl.name, size, par), func(b *testing.B) {
-					b.ReportAllocs()
-					ctx, cancel := context.WithCancel(context.Background())
-					defer cancel()
-					p := impl.open(b, ctx, size)
-					runOps(b, par, func() error {
-						h, c, err := p.acquire(ctx)
-						if err != nil {
-							return err
-						}
-						c.uses++
-						p.release(h)
-						return nil
-					})
-					p.shutdown(b)
+					leaseRelease(b, impl.open, size, par, func(c *benchConn) error { c.uses++; return nil })
 				})
 			}
 		}
 	}
+}
+
+// leaseRelease is one case of BenchmarkLeaseRelease and BenchmarkShareRelease:
+// par goroutines take a connection from a pool that open makes, touch it,
+// and give it back, b.N times in all.
+func leaseRelease(b *testing.B, open func(*testing.B, context.Context, int) benchPool, size, par int, touch func(*benchConn) error) {
+	b.ReportAllocs()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	p := open(b, ctx, size)
+	runOps(b, par, func() error {
+		h, c, err := p.acquire(ctx)
+		if err != nil {
+			return err
+		}
+		if err := touch(c); err != nil {
+			return err
+		}
+		p.release(h)
+		return nil
+	})
+	p.shutdown(b)
 }
 
 // runOps calls op b.N times in all from exactly par goroutines, which take

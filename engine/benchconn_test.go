@@ -80,8 +80,13 @@ type actorBenchPool struct {
 // openActorPool starts an engine pool of size connections and warms it: it
 // leases size connections at once, so that size are dialed, and releases them.
 func openActorPool(b *testing.B, ctx context.Context, size int) benchPool {
+	return newActorBenchPool(b, ctx, size)
+}
+
+// newActorBenchPool is openActorPool with more engine options.
+func newActorBenchPool(b *testing.B, ctx context.Context, size int, opts ...engine.Option) *actorBenchPool {
 	conn := &benchConnector{}
-	p, err := engine.New(conn, engine.WithMaxSize(size))
+	p, err := engine.New(conn, append([]engine.Option{engine.WithMaxSize(size)}, opts...)...)
 	if err != nil {
 		b.Fatalf("engine.New: %v", err)
 	}

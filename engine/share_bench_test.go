@@ -7,11 +7,11 @@ import (
 	"testing"
 
 	"github.com/fairpool/ldappool/engine"
-	"github.com/fairpool/ldappool/lease"
 )
 
-// shareOpsPerConn is the depth of BenchmarkShareRelease's share pool: the
-// default of ldapconn.WithOpsPerConn.
+// shareOpsPerConn is the depth of BenchmarkShareRelease's share pool: 8,
+// so that at size 4 the 64 goroutines outnumber the shares (32) and wait, as
+// leases do, while at size 16 they do not.
 const shareOpsPerConn = 8
 
 // BenchmarkShareRelease is BenchmarkLeaseRelease (same sizes, goroutines and
@@ -19,46 +19,32 @@ const shareOpsPerConn = 8
 // takes Pool.Share on a pool with WithOpsPerConn(shareOpsPerConn), reads the
 // connection and releases the share. impl=actor (Pool.Lease) and impl=puddle
 // run beside it so that one run gives the ratios (benchstat -col /impl).
-// With shareOpsPerConn × size shares at most in flight, par=64 waits only
-// when size is 4 (32 in flight).
 //
 // The share touches its connection by reading it: several shares hold one
 // connection at once, and a write would be a race of the benchmark's own.
 func BenchmarkShareRelease(b *testing.B) {
 	b.Cleanup(engine.CheckInvariants(false))
+	read := func(c *benchConn) error {
+		if c.id == 0 {
+			return errors.New("a share of no connection")
+		}
+		return nil
+	}
+	write := func(c *benchConn) error { c.uses++; return nil }
 	impls := []struct {
 		name  string
-		share bool
 		open  func(b *testing.B, ctx context.Context, size int) benchPool
+		touch func(*benchConn) error
 	}{
-		{"share", true, openActorSharePool},
-		{"actor", false, openActorPool},
-		{"puddle", false, openPuddlePool},
+		{"share", openActorSharePool, read},
+		{"actor", openActorPool, write},
+		{"puddle", openPuddlePool, write},
 	}
 	for _, size := range []int{4, 16} {
 		for _, par := range []int{1, 8, 64} {
 			for _, impl := range impls {
 				b.Run(fmt.Sprintf("size=%d/par=%d/impl=%s", size, par, impl.name), func(b *testing.B) {
-					b.ReportAllocs()
-					ctx, cancel := context.WithCancel(context.Background())
-					defer cancel()
-					p := impl.open(b, ctx, size)
-					runOps(b, par, func() error {
-						h, c, err := p.acquire(ctx)
-						if err != nil {
-							return err
-						}
-						if impl.share {
-							if c.id == 0 {
-								return errors.New("a share of no connection")
-							}
-						} else {
-							c.uses++
-						}
-						p.release(h)
-						return nil
-					})
-					p.shutdown(b)
+					leaseRelease(b, impl.open, size, par, impl.touch)
 				})
 			}
 		}
@@ -69,24 +55,9 @@ func BenchmarkShareRelease(b *testing.B) {
 type actorSharePool struct{ *actorBenchPool }
 
 // openActorSharePool starts an engine pool of size connections carrying up
-// to shareOpsPerConn shares each, warmed as openActorPool warms (size whole
-// leases at once, so that size are dialed).
+// to shareOpsPerConn shares each, warmed as openActorPool warms.
 func openActorSharePool(b *testing.B, ctx context.Context, size int) benchPool {
-	conn := &benchConnector{}
-	p, err := engine.New(conn, engine.WithMaxSize(size), engine.WithOpsPerConn(shareOpsPerConn))
-	if err != nil {
-		b.Fatalf("engine.New: %v", err)
-	}
-	ls := make([]*lease.Lease[*benchConn], size)
-	for i := range ls {
-		if ls[i], err = p.Lease(ctx, benchKey); err != nil {
-			b.Fatalf("warm-up lease: %v", err)
-		}
-	}
-	for _, l := range ls {
-		l.Release()
-	}
-	return actorSharePool{&actorBenchPool{p: p, conn: conn, size: size}}
+	return actorSharePool{newActorBenchPool(b, ctx, size, engine.WithOpsPerConn(shareOpsPerConn))}
 }
 
 func (a actorSharePool) acquire(ctx context.Context) (any, *benchConn, error) {

@@ -30,7 +30,18 @@ func released(op string) error {
 // client is a Lease seen as go-ldap's ldap.Client. Every method that
 // touches the connection does so inside a use of the lease (see uses), so
 // none reaches it after the lease is released.
-type client struct{ l *Lease }
+type client struct {
+	l   *Lease
+	ctx context.Context // the context its operations run under when not the lease's: a hedged read's own (hedge.go)
+}
+
+// context returns the context c's operations run under.
+func (c *client) context() context.Context {
+	if c.ctx != nil {
+		return c.ctx
+	}
+	return c.l.ctx
+}
 
 var _ ldap.Client = (*client)(nil)
 
@@ -48,7 +59,7 @@ func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, erro
 	if err := c.begin(name); err != nil {
 		return zero, err
 	}
-	ctx := c.l.ctx
+	ctx := c.context()
 	if err := ctx.Err(); err != nil {
 		c.l.endUse()
 		return zero, fmt.Errorf("ldapconn: %s not started: %w", name, err)
@@ -86,7 +97,7 @@ func runAware[T any](c *client, name string, op func(ctx context.Context, conn *
 		return zero, err
 	}
 	defer c.l.endUse()
-	ctx := c.l.ctx
+	ctx := c.context()
 	if err := ctx.Err(); err != nil {
 		return zero, fmt.Errorf("ldapconn: %s not started: %w", name, err)
 	}
@@ -107,7 +118,7 @@ func (c *client) searchMovable(r *ldap.SearchRequest) (res *ldap.SearchResult, m
 		return nil, false, err
 	}
 	defer c.l.endUse()
-	ctx := c.l.ctx
+	ctx := c.context()
 	if err := ctx.Err(); err != nil {
 		return nil, false, fmt.Errorf("ldapconn: Search not started: %w", err)
 	}
@@ -409,7 +420,7 @@ func (c *client) PasswordModify(r *ldap.PasswordModifyRequest) (*ldap.PasswordMo
 }
 
 func (c *client) Search(r *ldap.SearchRequest) (*ldap.SearchResult, error) {
-	if c.l.ctx.Done() == nil {
+	if c.context().Done() == nil {
 		return run(c, "Search", func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.Search(r) })
 	}
 	return runAware(c, "Search", func(ctx context.Context, conn *Conn) (*ldap.SearchResult, error) {
@@ -446,9 +457,9 @@ func (c *client) SearchWithPaging(r *ldap.SearchRequest, size uint32) (*ldap.Sea
 	conn := c.l.inner.Conn()
 	select {
 	case conn.paging <- struct{}{}:
-	case <-c.l.ctx.Done():
+	case <-c.context().Done():
 		c.l.endUse()
-		return nil, fmt.Errorf("ldapconn: SearchWithPaging not started: %w", c.l.ctx.Err())
+		return nil, fmt.Errorf("ldapconn: SearchWithPaging not started: %w", c.context().Err())
 	case <-conn.life.Done():
 		c.l.endUse()
 		return nil, c.l.observe(errConnClosed)

@@ -90,6 +90,7 @@ type Config struct {
 	NoPool            bool `json:"no_pool,omitempty" yaml:"no_pool,omitempty"`                         // WithNoPool
 	ValidateOnLease   bool `json:"validate_on_lease,omitempty" yaml:"validate_on_lease,omitempty"`     // WithValidateOnLease
 	ValidateOnRelease bool `json:"validate_on_release,omitempty" yaml:"validate_on_release,omitempty"` // WithValidateOnRelease
+	NoHedging         bool `json:"no_hedging,omitempty" yaml:"no_hedging,omitempty"`                   // WithHedging(false)
 }
 
 // NewPoolFromConfig makes a pool over c.Servers with c's options, then
@@ -250,6 +251,7 @@ func (c Config) options() ([]Option, fieldNames, error) {
 		{c.NoPool, WithNoPool},
 		{c.ValidateOnLease, WithValidateOnLease},
 		{c.ValidateOnRelease, WithValidateOnRelease},
+		{c.NoHedging, func() Option { return WithHedging(false) }},
 	} {
 		if b.on {
 			opts = append(opts, b.with())

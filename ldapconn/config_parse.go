@@ -170,7 +170,7 @@ func setParams(c *Config, query string) error {
 //	LDAP_MAX_DIALING              LDAP_OPS_PER_CONN       LDAP_MAX_IN_FLIGHT
 //	                              integers
 //	LDAP_FAIL_FAST                LDAP_NO_POOL            LDAP_VALIDATE_ON_LEASE
-//	LDAP_VALIDATE_ON_RELEASE      booleans
+//	LDAP_VALIDATE_ON_RELEASE      LDAP_NO_HEDGING         booleans
 //
 // Each is the Config field of the same name; docs/configuration.md says what
 // each does and its default. A variable that is unset or empty leaves the

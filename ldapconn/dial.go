@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"syscall"
 	"time"
 
@@ -34,6 +35,10 @@ type Conn struct {
 type connector struct {
 	cfg    *config
 	health *health
+	// lane makes the hedge lane's connector (hedge.go): under Failover it
+	// dials the servers after the first one first, its dials do not count as
+	// the pool failing over, and it keeps lane.on up to date.
+	lane *hedgeLane
 }
 
 var (
@@ -63,6 +68,9 @@ func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) 
 		// within the dial's time, rather than failing the caller who asked.
 		conn, _, err = c.connect(ctx, who)
 	}
+	if err == nil && c.lane != nil {
+		c.lane.on.Store(int64(conn.server) + 1)
+	}
 	return conn, err
 }
 
@@ -71,6 +79,17 @@ func (c *connector) Connect(ctx context.Context, key engine.Key) (*Conn, error) 
 // dropped.
 func (c *connector) connect(ctx context.Context, who identity) (conn *Conn, blinked bool, err error) {
 	order := c.health.order(time.Now())
+	if c.lane != nil && c.cfg.strategy == Failover && len(order) > 1 {
+		// The hedge lane's: the server the service pool serves from (or,
+		// before its first dial, will) last.
+		serving := c.health.servingFrom()
+		if serving < 0 {
+			serving = order[0]
+		}
+		if k := slices.Index(order, serving); k >= 0 {
+			order = append(slices.Delete(order, k, k+1), serving)
+		}
+	}
 	if len(order) == 0 {
 		// Every server is in its backoff, maybe after one reset or one
 		// refused connect. Refusing now would fail every caller at once for
@@ -93,10 +112,10 @@ func (c *connector) connect(ctx context.Context, who identity) (conn *Conn, blin
 			}
 			conn, err := c.dial(ctx, i, who)
 			if err == nil {
-				c.health.up(i)
+				c.health.up(i, c.lane == nil)
 				c.health.open[i].Add(1)
 				c.health.track(conn)
-				if k > 0 {
+				if k > 0 && c.lane == nil {
 					c.health.failovers[i].Add(1) // the servers before it in this round failed
 				}
 				return conn, false, nil
@@ -227,6 +246,9 @@ func newConn(lc *ldap.Conn, wire *wireConn, server int) *Conn {
 }
 
 func (c *connector) Close(conn *Conn) error {
+	if c.lane != nil {
+		c.lane.on.Store(0) // the lane's only connection
+	}
 	conn.end()
 	c.health.open[conn.server].Add(-1)
 	c.health.untrack(conn)

@@ -52,7 +52,7 @@ func (p Pool) Format(f fmt.State, verb rune) {
 // LogValue logs the servers, the service identity's key and the pool's
 // occupancy.
 func (p Pool) LogValue() slog.Value {
-	st := p.main.Stats()
+	st := p.Stats()
 	return slog.GroupValue(
 		slog.Any("servers", p.serverURLs()),
 		slog.String("service", p.service.Name),

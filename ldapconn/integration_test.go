@@ -226,9 +226,10 @@ func TestServerKilledAndRestartedUnderLoad(t *testing.T) {
 	t.Logf("%d operations, none failed; servers %+v", ops.Load(), p.Servers())
 }
 
-// A server frozen with SIGSTOP: operations time out after the operation
-// timeout instead of hanging, the server is marked down, work moves to the
-// second server, and the pool fails back when it resumes.
+// A server frozen with SIGSTOP: operations do not hang (they are hedged to
+// the second server, or time out after the operation timeout and run
+// again there), the work moves to the second server, and the pool fails
+// back when it resumes.
 func TestFrozenServer(t *testing.T) {
 	primary, secondary := slapd.Start(t), slapd.Start(t)
 	const opTimeout = 300 * time.Millisecond
@@ -246,6 +247,7 @@ func TestFrozenServer(t *testing.T) {
 	}
 	t.Cleanup(func() { primary.Thaw() })
 	var slowest time.Duration
+	before := p.Servers()[1].Operations
 	for i := range 20 {
 		start := time.Now()
 		_, err := p.Search(t.Context(), searchUID(fmt.Sprint("user", i)))
@@ -260,9 +262,9 @@ func TestFrozenServer(t *testing.T) {
 	if slowest > 4*opTimeout+time.Second {
 		t.Fatalf("slowest search took %v with a %v operation timeout", slowest, opTimeout)
 	}
-	st := p.Servers()
-	if st[0].Up || st[0].Failures == 0 || st[1].Open == 0 {
-		t.Fatalf("servers %+v; want the frozen primary down and connections on the secondary", st)
+	if st := p.Servers(); st[1].Operations-before < 15 || st[1].Open == 0 {
+		t.Fatalf("servers %+v: the secondary ran %d operations during the 20 searches; want most of them there",
+			st, st[1].Operations-before)
 	}
 	if err := primary.Thaw(); err != nil {
 		t.Fatal(err)

@@ -39,9 +39,13 @@ const (
 // a workload that mixes cheap and costly searches would make a healthy
 // server look slow.
 func (h *health) slow(i int, now time.Time) bool {
-	if h.markedSlow(i, now) {
-		return true
-	}
+	return h.markedSlow(i, now) || h.slowerThanAnother(i, now)
+}
+
+// slowerThanAnother reports whether server i answers much more slowly than
+// another server that is up and has answered recently, by their moving
+// averages.
+func (h *health) slowerThanAnother(i int, now time.Time) bool {
 	mine, ok := h.recentLatency(i, now)
 	if !ok || mine < slowMargin {
 		return false
@@ -107,7 +111,7 @@ const moveFloor = 5 * time.Millisecond
 
 // fasterElsewhere reports whether a server other than i is up, not slow, and
 // either unknown or answering well within waited: where a search that has
-// waited that long on i should go.
+// waited that long on i should go (moved, without a hedge lane).
 func (h *health) fasterElsewhere(i int, waited time.Duration, now time.Time) bool {
 	for j := range h.servers {
 		if j == i || h.isDown(j, now) || h.slow(j, now) {
@@ -142,7 +146,9 @@ type moveBudget struct {
 }
 
 func newMoveBudget(inFlight int) *moveBudget {
-	return &moveBudget{most: 1000 * int64(max(inFlight, 10))}
+	b := &moveBudget{most: 1000 * int64(max(inFlight, 10))}
+	b.milli.Store(b.most) // full: the first slowdown may come before many reads have earned
+	return b
 }
 
 func (b *moveBudget) earn() {
@@ -150,6 +156,9 @@ func (b *moveBudget) earn() {
 		b.milli.Add(50)
 	}
 }
+
+// refund gives back a move spent on a hedge that could not be sent.
+func (b *moveBudget) refund() { b.milli.Add(1000) }
 
 func (b *moveBudget) spend() bool {
 	for {
@@ -162,3 +171,57 @@ func (b *moveBudget) spend() bool {
 		}
 	}
 }
+
+// hedgeAfter is how long a read may wait on server i before it is hedged
+// (hedge.go): twice what the server usually takes, and at least hedgeFloor;
+// 0 while nothing is known of it.
+func (h *health) hedgeAfter(i int) time.Duration {
+	base := time.Duration(h.activity[i].baseline.Load())
+	if base == 0 {
+		return 0
+	}
+	return max(2*base, hedgeFloor)
+}
+
+// hedgeFloor is the least wait before a read is hedged: a Go timer on a
+// busy VM fires a millisecond late anyway, and a LAN's answers vary by that
+// much.
+const hedgeFloor = 2 * time.Millisecond
+
+// anyMarkedSlow reports whether a server is marked slow while another is
+// there to go to: reads then go to the hedge lane first.
+func (h *health) anyMarkedSlow(now time.Time) bool {
+	t := now.UnixNano()
+	for i := range h.servers {
+		if t < h.activity[i].slowUntil.Load() && h.elsewhereToGo(i, now) {
+			return true
+		}
+	}
+	return false
+}
+
+// hedgeWon records that a hedge on server winner answered a read before
+// server loser did, and reports whether loser is now marked slow:
+// hedgeWinsToMark wins within hedgeWinWindow mark it, so that one read
+// delayed on a busy machine moves nothing. Each win lifts the winner's own
+// mark, which the evidence no longer supports.
+func (h *health) hedgeWon(loser, winner int, now time.Time) (marked bool) {
+	h.activity[winner].slowUntil.Store(0)
+	a := &h.activity[loser]
+	a.mu.Lock()
+	if now.Sub(a.winsSince) > hedgeWinWindow {
+		a.winsSince, a.wins = now, 0
+	}
+	a.wins++
+	mark := a.wins >= hedgeWinsToMark
+	a.mu.Unlock()
+	if mark {
+		h.markSlow(loser, now)
+	}
+	return mark
+}
+
+const (
+	hedgeWinsToMark = 3
+	hedgeWinWindow  = time.Second
+)

@@ -10,9 +10,12 @@ import "github.com/fairpool/ldappool/engine"
 type Observer = engine.Observer
 
 // Observe has the service pool tell service, and the bind lane tell
-// bindLane, of their events from now on; nil stops either. A pool has one
+// bindLane, of their events from now on (the hedge lane's go to service); nil stops either. A pool has one
 // pair of observers at a time: a later call replaces them.
 func (p *Pool) Observe(service, bindLane Observer) {
 	p.main.SetObserver(service)
+	if p.lane != nil {
+		p.lane.pool.SetObserver(service) // the hedge lane's connections are service connections
+	}
 	p.auth.SetObserver(bindLane)
 }

@@ -45,6 +45,8 @@ type config struct {
 	logger         *slog.Logger    // slog.Default(): the availability log
 	maxSize        int             // 10, as the engine's
 	opsPerConn     int             // DefaultOpsPerConn operations in flight on one service connection (Do, Search, Compare)
+	hedging        bool            // true: Search and Compare are hedged with several servers (hedge.go)
+	noIdle         bool            // WithNoPool or WithMaxIdle(0): no connection is kept, so no hedge lane either
 	engine         []engine.Option // the pool knobs below, in the order given, for both pools
 }
 
@@ -63,6 +65,7 @@ func defaultConfig() config {
 		logger:         slog.Default(),
 		maxSize:        10,
 		opsPerConn:     DefaultOpsPerConn,
+		hedging:        true,
 	}
 }
 
@@ -153,7 +156,7 @@ func WithAuthPool(n int) Option { return optionFunc(func(c *config) { c.authPool
 // binds anew (Python ldappool's use_pool=False), for comparison and for
 // deployments that must not keep connections open. It is WithMaxIdle(0).
 func WithNoPool() Option {
-	return optionFunc(func(c *config) { c.engine = append(c.engine, engine.WithMaxIdle(0)) })
+	return optionFunc(func(c *config) { c.noIdle = true; c.engine = append(c.engine, engine.WithMaxIdle(0)) })
 }
 
 // WithPoolOptions passes options to the generic engine underneath.
@@ -175,6 +178,7 @@ func WithPoolOptions(opts ...engine.Option) Option {
 // WithMaxSize sets how many connections the service pool holds open at most,
 // counting those being dialed and those whose close has not returned. It is a
 // hard maximum at the server, under churn and failover alike. Default 10.
+// With more than one server, one of the n is the hedge lane's (WithHedging).
 // Beside it the bind lane holds WithAuthPool connections, and while a
 // server is suspected of having stalled (an operation timed out, or nothing
 // answered) one probe connection to it decides whether it is slow or dead.
@@ -211,7 +215,19 @@ func WithMinIdle(n int) Option { return engineOption(engine.WithMinIdle(n)) }
 
 // WithMaxIdle keeps at most n connections idle; one released past it is
 // closed. WithMaxIdle(0) is WithNoPool. Default: no bound but the max size.
-func WithMaxIdle(n int) Option { return engineOption(engine.WithMaxIdle(n)) }
+func WithMaxIdle(n int) Option {
+	return optionFunc(func(c *config) { c.noIdle = n == 0; c.engine = append(c.engine, engine.WithMaxIdle(n)) })
+}
+
+// WithHedging turns hedged reads on or off. With more than one server and
+// WithMaxSize above 1, a Search or Compare still unanswered after twice what
+// its server usually takes is sent to another server as well; the first
+// answer wins and the other request is abandoned, at most one read in twenty
+// is sent twice, and writes and binds never are. One of the WithMaxSize
+// connections is then kept open to another server than the one the pool
+// serves from, to carry the hedges (a row of Stats). WithHedging(false) keeps
+// every connection on the servers the strategy picks. Default true.
+func WithHedging(enabled bool) Option { return optionFunc(func(c *config) { c.hedging = enabled }) }
 
 // WithSoftLimit lets the service pool grow past its max size, up to n, while
 // callers wait; it shrinks back as connections are released with nobody

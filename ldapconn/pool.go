@@ -29,7 +29,8 @@ type Pool struct {
 	main    *engine.Pool[*Conn] // the service pool: Lease, LeaseAs, Do, DoAs, Search
 	auth    *engine.Pool[*Conn] // the bind lane: Authenticate
 	conn    *connector
-	moves   *moveBudget // searches moved off a slow server (latency.go)
+	moves   *moveBudget // reads hedged, or moved off a slow server (latency.go, hedge.go)
+	lane    *hedgeLane  // connections kept apart for hedged reads; nil without hedging (hedge.go)
 
 	// Probes of servers suspected down (see suspect): one at a time per
 	// server, ended by Close.
@@ -102,12 +103,34 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 		engine.WithOpsPerConn(1), engine.WithMaxInFlight(0),
 		engine.WithName(cfg.name+"/bind"))
 	var err error
-	if p.main, err = engine.New[*Conn](conn, mainOpts...); err != nil {
-		return nil, optionError(err)
+	if cfg.hedging && len(servers) > 1 && cfg.maxSize > 1 && !cfg.noIdle {
+		// One of the WithMaxSize connections is the hedge lane's. Settings
+		// that need the whole size (WithMinIdle(n) of WithMaxSize(n)) leave
+		// the pool without a lane rather than fail.
+		if main, err := engine.New[*Conn](conn, append(slices.Clip(mainOpts), engine.WithMaxSize(cfg.maxSize-1))...); err == nil {
+			p.main = main
+			lane := &hedgeLane{}
+			standby := &connector{cfg: &p.cfg, health: p.health, lane: lane}
+			if lane.pool, err = engine.New[*Conn](standby, laneOptions(slices.Clip(mainOpts), cfg.name, cfg.opsPerConn)...); err == nil {
+				p.lane = lane
+			} else {
+				main.Close(context.Background())
+				p.main = nil
+			}
+		}
 	}
-	p.moves = newMoveBudget(p.main.Stats().MaxInFlight)
+	if p.main == nil {
+		if p.main, err = engine.New[*Conn](conn, mainOpts...); err != nil {
+			p.endProbe()
+			return nil, optionError(err)
+		}
+	}
+	p.moves = newMoveBudget(p.Stats().MaxInFlight)
 	if p.auth, err = engine.New[*Conn](conn, authOpts...); err != nil {
 		p.main.Close(context.Background())
+		if p.lane != nil {
+			p.lane.pool.Close(context.Background())
+		}
 		p.endProbe()
 		return nil, optionError(err)
 	}
@@ -322,12 +345,21 @@ func (p *Pool) lease(ctx context.Context, key engine.Key, r engine.Request) (*Le
 // Search runs one search as the service identity through Do, so a search
 // that met a connection the server had closed is retried once on a fresh one.
 //
-// With more than one server, a search that waits far past what its server
-// usually takes (4x, and 2 ms more) while another server is up is abandoned
-// there and run again on a connection to the faster server; at most about
-// one search in twenty is sent twice.
+// With more than one server, a search still unanswered after twice what its
+// server usually takes (at least 2 ms) is hedged (WithHedging): sent on the
+// hedge lane to another server too, the first answer wins and the other
+// search is abandoned (an LDAP Abandon); at most about one search in twenty
+// is sent twice. Three hedges that win within a second mark the slow server:
+// new searches go to the hedge lane, and the pool's connections to it are
+// closed as their searches end, so that it dials elsewhere. Without a hedge
+// lane (WithHedging(false), WithMaxSize(1)), a search that waits 4x what
+// its server usually takes, and 2 ms more, is abandoned there and run again
+// on a connection to a faster server.
 func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.SearchResult, error) {
 	var res *ldap.SearchResult
+	if p.lane != nil {
+		return hedgedRead(p, ctx, func(c *client) (*ldap.SearchResult, error) { return c.Search(req) })
+	}
 	if len(p.health.servers) == 1 {
 		err := p.Do(ctx, func(c ldap.Client) error {
 			var err error
@@ -375,8 +407,12 @@ func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Searc
 }
 
 // Compare runs one compare as the service identity through Do: it reports
-// whether the entry dn has attribute equal to value.
+// whether the entry dn has attribute equal to value. With more than one
+// server it is hedged as Search is.
 func (p *Pool) Compare(ctx context.Context, dn, attribute, value string) (bool, error) {
+	if p.lane != nil {
+		return hedgedRead(p, ctx, func(c *client) (bool, error) { return c.Compare(dn, attribute, value) })
+	}
 	var matched bool
 	err := p.Do(ctx, func(c ldap.Client) error {
 		var err error
@@ -453,8 +489,16 @@ func (p *Pool) Ping(ctx context.Context) error {
 // and a row per connection (the state table that String prints).
 type Stats = engine.Stats
 
-// Stats returns a snapshot of the service pool.
-func (p *Pool) Stats() Stats { return p.main.Stats() }
+// Stats returns a snapshot of the service pool. With a hedge lane
+// (WithHedging) its connection is counted in, as one more row whose key
+// says "(hedge lane)": the figures cover every connection WithMaxSize
+// bounds.
+func (p *Pool) Stats() Stats {
+	if p.lane == nil {
+		return p.main.Stats()
+	}
+	return withLane(p.main.Stats(), p.lane.pool.Stats())
+}
 
 // AuthStats returns a snapshot of the bind lane (WithAuthPool).
 func (p *Pool) AuthStats() Stats { return p.auth.Stats() }
@@ -467,7 +511,7 @@ func (p *Pool) Servers() []ServerStatus { return p.health.status(time.Now()) }
 // and the servers' health. No password appears in it.
 func (p *Pool) String() string {
 	var b strings.Builder
-	b.WriteString(p.main.String())
+	b.WriteString(p.Stats().String())
 	b.WriteString("bind lane: ")
 	b.WriteString(p.auth.String())
 	for _, s := range p.Servers() {
@@ -492,6 +536,9 @@ func (p *Pool) Close(ctx context.Context) error {
 	p.probeMu.Unlock()
 	var g errgroup.Group
 	g.Go(func() error { return p.main.Close(ctx) })
+	if p.lane != nil {
+		g.Go(func() error { return p.lane.pool.Close(ctx) })
+	}
 	g.Go(func() error { return p.auth.Close(ctx) })
 	err := g.Wait()
 	p.probing.Wait() // each ends within a dial's timeout once its context is cancelled

@@ -186,8 +186,10 @@ func (h *health) everyServerDownLocked(now time.Time) bool {
 	return true
 }
 
-// up records a successful dial of server i.
-func (h *health) up(i int) {
+// up records a successful dial of server i; serving says the dial was the
+// service pool's, which under Failover decides which server it serves from
+// (the hedge lane's are not).
+func (h *health) up(i int, serving bool) {
 	var say logLater
 	h.mu.Lock()
 	defer h.unlockAndLog(&say)
@@ -199,7 +201,7 @@ func (h *health) up(i int) {
 	s.downUntil, s.downSince, s.failures = time.Time{}, time.Time{}, 0
 	s.back.Reset()
 	h.allDown = false
-	if h.strategy == Failover && h.serving != i {
+	if serving && h.strategy == Failover && h.serving != i {
 		from, to := h.servers[max(h.serving, 0)].URL, h.servers[i].URL
 		switch {
 		case h.serving < 0 && i == 0: // the first dial, to the first server: no news
@@ -210,6 +212,14 @@ func (h *health) up(i int) {
 		}
 		h.serving = i
 	}
+}
+
+// servingFrom returns the server the service pool's last dial went to,
+// under Failover, or -1.
+func (h *health) servingFrom() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.serving
 }
 
 // operation counts an operation that ran on a connection to server i.

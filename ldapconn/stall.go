@@ -47,11 +47,13 @@ type activity struct {
 	busySince  atomic.Int64 // unix nanoseconds: when inflight last went from 0 to 1
 	lastAnswer atomic.Int64 // unix nanoseconds: when an operation last got an answer
 	latency    atomic.Int64 // nanoseconds: moving average of answer times (1/8 weight for each new one)
-	slowUntil  atomic.Int64 // unix nanoseconds: a search was moved off it; slow until then (latency.go)
+	slowUntil  atomic.Int64 // unix nanoseconds: a search was moved off it, or a hedge beat it; slow until then (latency.go)
 	baseline   atomic.Int64 // nanoseconds: a slower moving average (1/64 weight), what the server usually takes (latency.go)
 
-	mu    sync.Mutex
-	conns map[*Conn]struct{} // open connections to the server, for closing them at once
+	mu        sync.Mutex
+	conns     map[*Conn]struct{} // open connections to the server, for closing them at once
+	wins      int                // hedges that beat it since winsSince (latency.go, hedgeWon)
+	winsSince time.Time
 }
 
 // begin records an operation starting on server i, and returns its start.
@@ -172,11 +174,15 @@ func (p *Pool) watchStalls() {
 	t := time.NewTicker(stallTick)
 	defer t.Stop()
 	seen := make([]int, len(p.health.servers)) // ticks in a row a server looked stalled
+	ticks := 0
 	for {
 		select {
 		case <-p.probeCtx.Done():
 			return
 		case now := <-t.C:
+			if ticks++; p.lane != nil && p.lane.used.Load() && ticks%standbyEvery == 0 {
+				p.goProbe("standby", p.keepStandby)
+			}
 			for i := range p.health.servers {
 				if !p.health.stalled(i, now) {
 					seen[i] = 0

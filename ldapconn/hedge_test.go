@@ -1,0 +1,192 @@
+package ldapconn_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/go-ldap/ldap/v3"
+
+	"github.com/fairpool/ldappool/ldapconn"
+	"github.com/fairpool/ldappool/ldaptest"
+)
+
+// hedgedPair starts a primary whose next operations can be slowed (slowNext)
+// and a healthy secondary, makes a pool over both at default options but
+// opts, runs warm searches so that the pool knows what the primary usually
+// takes, and waits for the hedge lane's connection to the secondary.
+func hedgedPair(t *testing.T, slowFor time.Duration, opts ...ldapconn.Option) (p *ldapconn.Pool, slow *atomic.Int32, primary, secondary *ldaptest.Server) {
+	t.Helper()
+	slow, latency := slowNext(slowFor)
+	primary, secondary = embedded(t, latency), embedded(t)
+	p = newPool(t, primary.URL()+","+secondary.URL(), append([]ldapconn.Option{admin}, opts...)...)
+	for range 20 {
+		if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the hedge lane's connection to the secondary", func() bool { return secondary.Stats().Open == 1 })
+	return p, slow, primary, secondary
+}
+
+// A Compare stuck on a slow server is hedged like a Search: the secondary
+// answers it, and the caller does not wait out the primary.
+func TestCompareIsHedged(t *testing.T) {
+	p, slow, _, secondary := hedgedPair(t, 2*time.Second)
+	before := secondary.Stats().Compares
+	slow.Store(1)
+	start := time.Now()
+	matched, err := p.Compare(t.Context(), ldaptest.UserDN(3), "uid", "user3")
+	took := time.Since(start)
+	if err != nil || !matched {
+		t.Fatalf("Compare = %v, %v; want true, nil", matched, err)
+	}
+	if took > time.Second {
+		t.Fatalf("the compare took %v: it waited out the slow primary", took)
+	}
+	if n := secondary.Stats().Compares - before; n != 1 {
+		t.Fatalf("the secondary served %d compares; want the stuck one", n)
+	}
+}
+
+// Do's function may write, and a write is never sent twice (rule 8): a
+// search inside Do is not hedged, however slow its server.
+func TestDoIsNeverHedged(t *testing.T) {
+	p, slow, primary, _ := hedgedPair(t, 300*time.Millisecond)
+	before := primary.Stats().Abandons // the warm searches may have been hedged
+	slow.Store(1)
+	start := time.Now()
+	err := p.Do(t.Context(), func(c ldap.Client) error {
+		_, err := c.Search(searchUID("user2"))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 300*time.Millisecond {
+		t.Fatalf("Do took %v: its search did not wait for the slow primary", took)
+	}
+	if n := primary.Stats().Abandons - before; n != 0 {
+		t.Fatalf("the primary saw %d abandons; want none: Do's search is not hedged", n)
+	}
+}
+
+// The hedge lane's connection is one of WithMaxSize's: with every service
+// connection in use, the two servers together never hold more than
+// WithMaxSize of the pool's connections, and Stats counts the lane's as one
+// more row.
+func TestHedgeLaneCountsAgainstWithMaxSize(t *testing.T) {
+	const size = 3
+	primary := embedded(t, ldaptest.WithLatency(func() time.Duration { return 2 * time.Millisecond }))
+	secondary := embedded(t)
+	// One operation a connection, so that 8 workers need every connection.
+	p := newPool(t, primary.URL()+","+secondary.URL(), admin, ldapconn.WithMaxSize(size), ldapconn.WithOpsPerConn(1))
+	var (
+		wg     sync.WaitGroup
+		most   atomic.Int64
+		failed atomic.Int64
+	)
+	for c := range 8 {
+		wg.Go(func() {
+			for i := range 30 {
+				if _, err := p.Search(t.Context(), searchUID(fmt.Sprint("user", c*30+i))); err != nil {
+					failed.Add(1)
+				}
+				open := primary.Stats().Open + secondary.Stats().Open
+				for m := most.Load(); open > m && !most.CompareAndSwap(m, open); m = most.Load() {
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if failed.Load() != 0 {
+		t.Fatalf("%d searches failed", failed.Load())
+	}
+	st := p.Stats()
+	lane := 0
+	for _, c := range st.Conns {
+		if strings.HasSuffix(c.Key, "(hedge lane)") {
+			lane++
+		}
+	}
+	t.Logf("most connections open at the two servers: %d\n%v", most.Load(), st)
+	if most.Load() > size || st.MaxSize != size || st.Open > size || lane != 1 {
+		t.Fatalf("servers held %d connections at most, Stats: MaxSize %d, Open %d, %d hedge lane rows; want at most %d, %d, at most %d, 1",
+			most.Load(), st.MaxSize, st.Open, lane, size, size, size)
+	}
+}
+
+// With one server, or WithHedging(false), there is no hedge lane: Stats
+// has no lane row, and WithMaxSize is the service pool's size.
+func TestNoHedgeLaneWithoutASecondServerOrWithHedgingOff(t *testing.T) {
+	one := embedded(t)
+	primary, secondary := embedded(t), embedded(t)
+	for _, c := range []struct {
+		name string
+		p    *ldapconn.Pool
+	}{
+		{"one server", newPool(t, one.URL(), admin, ldapconn.WithMaxSize(4))},
+		{"WithHedging(false)", newPool(t, primary.URL()+","+secondary.URL(), admin, ldapconn.WithMaxSize(4), ldapconn.WithHedging(false))},
+	} {
+		for range 10 {
+			if _, err := c.p.Search(t.Context(), searchUID("user1")); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st := c.p.Stats()
+		for _, row := range st.Conns {
+			if strings.Contains(row.Key, "hedge lane") {
+				t.Errorf("%s: a hedge lane row: %+v", c.name, row)
+			}
+		}
+		if st.MaxSize != 4 || st.Open > 4 {
+			t.Errorf("%s: MaxSize %d, Open %d; want 4, at most 4", c.name, st.MaxSize, st.Open)
+		}
+	}
+}
+
+// A mark that no longer holds is lifted: the primary slows and the work
+// moves to the secondary; then the primary recovers and the secondary
+// slows, and the work moves back, well before the mark would lapse.
+func TestWorkMovesBackWhenTheOtherServerSlows(t *testing.T) {
+	primary, secondary := embedded(t), embedded(t)
+	p := newPool(t, primary.URL()+","+secondary.URL(), admin, ldapconn.WithMaxSize(4))
+	load := func() (onPrimary, onSecondary int64) {
+		t.Helper()
+		p0, s0 := primary.Stats().Searches, secondary.Stats().Searches
+		var wg sync.WaitGroup
+		var failed atomic.Int64
+		for c := range 8 {
+			wg.Go(func() {
+				for i := range 40 {
+					if _, err := p.Search(t.Context(), searchUID(fmt.Sprint("user", c*40+i))); err != nil {
+						failed.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if failed.Load() != 0 {
+			t.Fatalf("%d searches failed", failed.Load())
+		}
+		return primary.Stats().Searches - p0, secondary.Stats().Searches - s0
+	}
+	load() // healthy: what each server usually takes
+	primary.SetLatency(20 * time.Millisecond)
+	ps, ss := load()
+	t.Logf("primary slow: primary %d searches, secondary %d", ps, ss)
+	if ss < 3*ps {
+		t.Fatalf("primary slow: the secondary served %d searches, the primary %d; want most on the secondary", ss, ps)
+	}
+	primary.SetLatency(0)
+	secondary.SetLatency(20 * time.Millisecond)
+	start := time.Now()
+	ps, ss = load()
+	t.Logf("secondary slow: primary %d searches, secondary %d, in %v", ps, ss, time.Since(start))
+	if ps < 3*ss {
+		t.Fatalf("secondary slow: the primary served %d searches, the secondary %d; want most on the primary", ps, ss)
+	}
+}

@@ -201,19 +201,22 @@ func (h *health) anyMarkedSlow(now time.Time) bool {
 }
 
 // hedgeWon records that a hedge on server winner answered a read before
-// server loser did, and reports whether loser is now marked slow:
-// hedgeWinsToMark wins within hedgeWinWindow mark it, so that one read
-// delayed on a busy machine moves nothing. Each win lifts the winner's own
-// mark, which the evidence no longer supports.
+// server loser did, and reports whether loser is now marked slow. A busy
+// machine delays some answers of a healthy server past its hedge delay, and
+// some of those hedges win; a slow server loses most of its reads. So within
+// hedgeWinWindow, at least hedgeWinsToMark wins that are at least one in
+// hedgeWinShare of the operations loser ran mark it. Each win lifts the
+// winner's own mark, which the evidence no longer supports.
 func (h *health) hedgeWon(loser, winner int, now time.Time) (marked bool) {
 	h.activity[winner].slowUntil.Store(0)
 	a := &h.activity[loser]
+	ops := h.ops[loser].Load()
 	a.mu.Lock()
 	if now.Sub(a.winsSince) > hedgeWinWindow {
-		a.winsSince, a.wins = now, 0
+		a.winsSince, a.wins, a.opsBefore = now, 0, ops
 	}
 	a.wins++
-	mark := a.wins >= hedgeWinsToMark
+	mark := a.wins >= hedgeWinsToMark && a.wins*hedgeWinShare >= int(ops-a.opsBefore)
 	a.mu.Unlock()
 	if mark {
 		h.markSlow(loser, now)
@@ -223,5 +226,6 @@ func (h *health) hedgeWon(loser, winner int, now time.Time) (marked bool) {
 
 const (
 	hedgeWinsToMark = 3
-	hedgeWinWindow  = time.Second
+	hedgeWinShare   = 5 // one in five
+	hedgeWinWindow  = 250 * time.Millisecond
 )

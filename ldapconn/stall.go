@@ -54,6 +54,7 @@ type activity struct {
 	conns     map[*Conn]struct{} // open connections to the server, for closing them at once
 	wins      int                // hedges that beat it since winsSince (latency.go, hedgeWon)
 	winsSince time.Time
+	opsBefore uint64 // its operations (health.ops) at winsSince
 }
 
 // begin records an operation starting on server i, and returns its start.

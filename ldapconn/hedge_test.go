@@ -119,17 +119,22 @@ func TestHedgeLaneCountsAgainstWithMaxSize(t *testing.T) {
 	}
 }
 
-// With one server, or WithHedging(false), there is no hedge lane: Stats
-// has no lane row, and WithMaxSize is the service pool's size.
+// With one server, WithHedging(false), WithNoPool, or settings that need
+// every connection for the service pool (WithMinIdle(n) of WithMaxSize(n)),
+// there is no hedge lane: Stats has no lane row, and WithMaxSize is the
+// service pool's size.
 func TestNoHedgeLaneWithoutASecondServerOrWithHedgingOff(t *testing.T) {
 	one := embedded(t)
 	primary, secondary := embedded(t), embedded(t)
+	both := primary.URL() + "," + secondary.URL()
 	for _, c := range []struct {
 		name string
 		p    *ldapconn.Pool
 	}{
 		{"one server", newPool(t, one.URL(), admin, ldapconn.WithMaxSize(4))},
-		{"WithHedging(false)", newPool(t, primary.URL()+","+secondary.URL(), admin, ldapconn.WithMaxSize(4), ldapconn.WithHedging(false))},
+		{"WithHedging(false)", newPool(t, both, admin, ldapconn.WithMaxSize(4), ldapconn.WithHedging(false))},
+		{"WithNoPool", newPool(t, both, admin, ldapconn.WithMaxSize(4), ldapconn.WithNoPool())},
+		{"WithMinIdle(4)", newPool(t, both, admin, ldapconn.WithMaxSize(4), ldapconn.WithMinIdle(4))},
 	} {
 		for range 10 {
 			if _, err := c.p.Search(t.Context(), searchUID("user1")); err != nil {

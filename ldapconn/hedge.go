@@ -243,8 +243,10 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 			p.moves.refund()
 			return
 		}
+		h.activity[server].hedged.Add(1)
 		if answered(err) && hctx.Err() == nil && winner.CompareAndSwap(0, 2) {
 			hv, herr = v, err
+			h.activity[server].hedgesLost.Add(1)
 			marked = h.hedgeWon(server, on, time.Now())
 			cancelOriginal()
 		}

@@ -173,20 +173,21 @@ func (b *moveBudget) spend() bool {
 }
 
 // hedgeAfter is how long a read may wait on server i before it is hedged
-// (hedge.go): twice what the server usually takes, and at least hedgeFloor;
-// 0 while nothing is known of it.
+// (hedge.go): twice what the server usually takes, and hedgeMargin more at
+// least; 0 while nothing is known of it.
 func (h *health) hedgeAfter(i int) time.Duration {
 	base := time.Duration(h.activity[i].baseline.Load())
 	if base == 0 {
 		return 0
 	}
-	return max(2*base, hedgeFloor)
+	return max(2*base, base+hedgeMargin)
 }
 
-// hedgeFloor is the least wait before a read is hedged: a Go timer on a
-// busy VM fires a millisecond late anyway, and a LAN's answers vary by that
-// much.
-const hedgeFloor = 2 * time.Millisecond
+// hedgeMargin is the least a read waits past what its server usually takes
+// before it is hedged: a Go timer on a busy VM fires a millisecond late, and
+// a LAN's or a loaded machine's answers vary by a few; hedges of healthy
+// reads spend the budget that a slow server needs.
+const hedgeMargin = 3 * time.Millisecond
 
 // anyMarkedSlow reports whether a server is marked slow while another is
 // there to go to: reads then go to the hedge lane first.
@@ -203,20 +204,22 @@ func (h *health) anyMarkedSlow(now time.Time) bool {
 // hedgeWon records that a hedge on server winner answered a read before
 // server loser did, and reports whether loser is now marked slow. A busy
 // machine delays some answers of a healthy server past its hedge delay, and
-// some of those hedges win; a slow server loses most of its reads. So within
-// hedgeWinWindow, at least hedgeWinsToMark wins that are at least one in
-// hedgeWinShare of the operations loser ran mark it. Each win lifts the
-// winner's own mark, which the evidence no longer supports.
+// some of those hedges win; a slow server loses nearly every read it is
+// hedged on. So within hedgeWinWindow, at least hedgeWinsToMark wins that
+// are two in three of loser's hedged reads mark it (the budget, not the
+// server, bounds how many reads are hedged, so the share is of the hedges).
+// Each win lifts the winner's own mark, which the evidence no longer
+// supports.
 func (h *health) hedgeWon(loser, winner int, now time.Time) (marked bool) {
 	h.activity[winner].slowUntil.Store(0)
 	a := &h.activity[loser]
-	ops := h.ops[loser].Load()
+	hedged := a.hedged.Load() // this read's hedge included
 	a.mu.Lock()
 	if now.Sub(a.winsSince) > hedgeWinWindow {
-		a.winsSince, a.wins, a.opsBefore = now, 0, ops
+		a.winsSince, a.wins, a.hedgedBefore = now, 0, hedged-1
 	}
 	a.wins++
-	mark := a.wins >= hedgeWinsToMark && a.wins*hedgeWinShare >= int(ops-a.opsBefore)
+	mark := a.wins >= hedgeWinsToMark && 3*a.wins >= 2*int(hedged-a.hedgedBefore)
 	a.mu.Unlock()
 	if mark {
 		h.markSlow(loser, now)
@@ -226,6 +229,5 @@ func (h *health) hedgeWon(loser, winner int, now time.Time) (marked bool) {
 
 const (
 	hedgeWinsToMark = 3
-	hedgeWinShare   = 5 // one in five
 	hedgeWinWindow  = 250 * time.Millisecond
 )

@@ -261,6 +261,9 @@ type ServerStatus struct {
 	Operations      uint64 // operations run on its connections, binds of Authenticate included
 	OperationErrors uint64 // of which returned an error, an LDAP result code (no such object, ...) included
 	Failovers       uint64 // connections opened to it because the servers before it in a dial's order failed
+	Hedged          uint64 // reads on it that were hedged: sent to another server too, after waiting long (WithHedging)
+	HedgesLost      uint64 // of which the other server answered first
+	Slow            bool   // hedges beat it often lately: reads go elsewhere first for a while
 }
 
 func (h *health) status(now time.Time) []ServerStatus {
@@ -269,7 +272,9 @@ func (h *health) status(now time.Time) []ServerStatus {
 	out := make([]ServerStatus, len(h.servers))
 	for i, s := range h.state {
 		out[i] = ServerStatus{URL: h.servers[i].URL, Up: !now.Before(s.downUntil), Failures: s.failures, Open: int(h.open[i].Load()),
-			Operations: h.ops[i].Load(), OperationErrors: h.opErrors[i].Load(), Failovers: h.failovers[i].Load()}
+			Operations: h.ops[i].Load(), OperationErrors: h.opErrors[i].Load(), Failovers: h.failovers[i].Load(),
+			Hedged: h.activity[i].hedged.Load(), HedgesLost: h.activity[i].hedgesLost.Load(),
+			Slow: now.UnixNano() < h.activity[i].slowUntil.Load()}
 		if !out[i].Up {
 			out[i].RetryIn = s.downUntil.Sub(now)
 		}

@@ -27,8 +27,9 @@ import (
 // pool has to move work while it is timed. Each case has its own servers
 // and pool. Reported: searches/s, the p50, p99 and p99.9 of one search as
 // its caller saw it (lease wait included), the longest, the searches that
-// took over slowOver, and the share of the timed searches that the slowed
-// server served.
+// took over slowOver, the share of the timed searches that the slowed
+// server served, the searches hedged (as a share of b.N) and the share of
+// those hedges that answered first (ServerStatus.Hedged, HedgesLost).
 func BenchmarkSlowReplica(b *testing.B) {
 	for _, c := range []struct {
 		name string
@@ -80,8 +81,11 @@ func slowReplicaCase(b *testing.B, slow int) {
 		servers[slow].SetLatency(slowFactor * slowBase)
 	}
 	before := [2]int64{servers[0].Stats().Searches, servers[1].Stats().Searches}
+	hedgedBefore, lostBefore := hedgeCounts(p)
 	lat, _ := benchRun(b, slowWorkers, search)
 	served := [2]int64{servers[0].Stats().Searches - before[0], servers[1].Stats().Searches - before[1]}
+	hedged, lost := hedgeCounts(p)
+	hedged, lost = hedged-hedgedBefore, lost-lostBefore
 
 	all := slices.Concat(lat...)
 	slices.Sort(all)
@@ -92,6 +96,10 @@ func slowReplicaCase(b *testing.B, slow int) {
 	b.ReportMetric(benchMillis(sim.Percentile(all, 99.9)), "p99.9-ms")
 	b.ReportMetric(benchMillis(sim.Percentile(all, 100)), "max-ms")
 	b.ReportMetric(float64(over), "ops-over-40ms")
+	b.ReportMetric(100*float64(hedged)/float64(b.N), "hedged-%")
+	if hedged > 0 {
+		b.ReportMetric(100*float64(lost)/float64(hedged), "hedges-won-%")
+	}
 	if slow >= 0 && served[0]+served[1] > 0 {
 		b.ReportMetric(100*float64(served[slow])/float64(served[0]+served[1]), "slow-share-%")
 	}
@@ -117,6 +125,16 @@ func slowWarmUp(b *testing.B, search func(client, k int) (time.Duration, error))
 		})
 	}
 	wg.Wait()
+}
+
+// hedgeCounts returns the reads the pool hedged and, of those, the ones a
+// hedge answered first, over both servers (ServerStatus).
+func hedgeCounts(p *ldapconn.Pool) (hedged, lost uint64) {
+	for _, s := range p.Servers() {
+		hedged += s.Hedged
+		lost += s.HedgesLost
+	}
+	return hedged, lost
 }
 
 // atMost returns how many of the sorted durations are at most d.

@@ -44,17 +44,19 @@ var errStalled = errors.New("ldapconn: the server answered nothing while operati
 // operations without locks.
 type activity struct {
 	inflight   atomic.Int64
-	busySince  atomic.Int64 // unix nanoseconds: when inflight last went from 0 to 1
-	lastAnswer atomic.Int64 // unix nanoseconds: when an operation last got an answer
-	latency    atomic.Int64 // nanoseconds: moving average of answer times (1/8 weight for each new one)
-	slowUntil  atomic.Int64 // unix nanoseconds: a search was moved off it, or a hedge beat it; slow until then (latency.go)
-	baseline   atomic.Int64 // nanoseconds: a slower moving average (1/64 weight), what the server usually takes (latency.go)
+	busySince  atomic.Int64  // unix nanoseconds: when inflight last went from 0 to 1
+	lastAnswer atomic.Int64  // unix nanoseconds: when an operation last got an answer
+	latency    atomic.Int64  // nanoseconds: moving average of answer times (1/8 weight for each new one)
+	slowUntil  atomic.Int64  // unix nanoseconds: a search was moved off it, or a hedge beat it; slow until then (latency.go)
+	baseline   atomic.Int64  // nanoseconds: a slower moving average (1/64 weight), what the server usually takes (latency.go)
+	hedged     atomic.Uint64 // reads on it hedged to another server (hedge.go)
+	hedgesLost atomic.Uint64 // of which the other server answered first
 
-	mu        sync.Mutex
-	conns     map[*Conn]struct{} // open connections to the server, for closing them at once
-	wins      int                // hedges that beat it since winsSince (latency.go, hedgeWon)
-	winsSince time.Time
-	opsBefore uint64 // its operations (health.ops) at winsSince
+	mu           sync.Mutex
+	conns        map[*Conn]struct{} // open connections to the server, for closing them at once
+	wins         int                // hedges that beat it since winsSince (latency.go, hedgeWon)
+	winsSince    time.Time
+	hedgedBefore uint64 // its hedged reads before winsSince's
 }
 
 // begin records an operation starting on server i, and returns its start.

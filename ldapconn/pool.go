@@ -346,11 +346,12 @@ func (p *Pool) lease(ctx context.Context, key engine.Key, r engine.Request) (*Le
 // that met a connection the server had closed is retried once on a fresh one.
 //
 // With more than one server, a search still unanswered after twice what its
-// server usually takes (at least 2 ms) is hedged (WithHedging): sent on the
+// server usually takes, and 3 ms more at least, is hedged (WithHedging): sent on the
 // hedge lane to another server too, the first answer wins and the other
 // search is abandoned (an LDAP Abandon); at most about one search in twenty
-// is sent twice. Three hedges that win within a second mark the slow server:
-// new searches go to the hedge lane, and the pool's connections to it are
+// is sent twice. Hedges that win two in three of a server's hedged searches
+// (three at least, within 250 ms) mark it slow (ServerStatus.Slow): new
+// searches go to the hedge lane, and the pool's connections to it are
 // closed as their searches end, so that it dials elsewhere. Without a hedge
 // lane (WithHedging(false), WithMaxSize(1)), a search that waits 4x what
 // its server usually takes, and 2 ms more, is abandoned there and run again

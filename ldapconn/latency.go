@@ -173,21 +173,28 @@ func (b *moveBudget) spend() bool {
 }
 
 // hedgeAfter is how long a read may wait on server i before it is hedged
-// (hedge.go): twice what the server usually takes, and hedgeMargin more at
-// least; 0 while nothing is known of it.
+// (hedge.go): the 99th percentile of its recent answer times, so that about
+// one healthy read in a hundred is hedged, or twice what it usually takes if
+// that is sooner (a long tail, as a loaded machine's, would hedge a server
+// that slowed less than its tail late or never), and at least hedgeMargin
+// past what it usually takes. Before enough answers are known, twice what
+// it usually takes and 3 hedgeMargins more. 0 while nothing is known of it.
 func (h *health) hedgeAfter(i int) time.Duration {
-	base := time.Duration(h.activity[i].baseline.Load())
+	a := &h.activity[i]
+	base := time.Duration(a.baseline.Load())
 	if base == 0 {
 		return 0
 	}
-	return max(2*base, base+hedgeMargin)
+	if p99 := a.tail.percentile99(); p99 > 0 {
+		return max(min(p99, 2*base), base+hedgeMargin)
+	}
+	return max(2*base, base+3*hedgeMargin)
 }
 
 // hedgeMargin is the least a read waits past what its server usually takes
 // before it is hedged: a Go timer on a busy VM fires a millisecond late, and
-// a LAN's or a loaded machine's answers vary by a few; hedges of healthy
-// reads spend the budget that a slow server needs.
-const hedgeMargin = 3 * time.Millisecond
+// a LAN's answers vary by about as much.
+const hedgeMargin = time.Millisecond
 
 // anyMarkedSlow reports whether a server is marked slow while another is
 // there to go to: reads then go to the hedge lane first.

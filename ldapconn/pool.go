@@ -104,6 +104,7 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 		engine.WithName(cfg.name+"/bind"))
 	var err error
 	if cfg.hedging && len(servers) > 1 && cfg.maxSize > 1 && !cfg.noIdle {
+		p.health.tails = true // before any connection: operations read it without a lock
 		// One of the WithMaxSize connections is the hedge lane's. Settings
 		// that need the whole size (WithMinIdle(n) of WithMaxSize(n)) leave
 		// the pool without a lane rather than fail.

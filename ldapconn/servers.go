@@ -56,6 +56,7 @@ type health struct {
 	ops       []atomic.Uint64 // operations run on its connections
 	opErrors  []atomic.Uint64 // of which returned an error
 	activity  []activity      // for stall detection (stall.go)
+	tails     bool            // reads are hedged: keep each server's recent answer times (tail.go)
 }
 
 type serverState struct {

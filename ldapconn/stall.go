@@ -49,6 +49,7 @@ type activity struct {
 	latency    atomic.Int64  // nanoseconds: moving average of answer times (1/8 weight for each new one)
 	slowUntil  atomic.Int64  // unix nanoseconds: a search was moved off it, or a hedge beat it; slow until then (latency.go)
 	baseline   atomic.Int64  // nanoseconds: a slower moving average (1/64 weight), what the server usually takes (latency.go)
+	tail       tailWindow    // the 99th percentile of its recent answer times (tail.go)
 	hedged     atomic.Uint64 // reads on it hedged to another server (hedge.go)
 	hedgesLost atomic.Uint64 // of which the other server answered first
 
@@ -90,6 +91,9 @@ func (h *health) end(i int, start time.Time, answered bool) {
 		// slowdown would raise it as fast as it shows.
 		if base := a.baseline.Load(); base == 0 || took <= 2*base {
 			average(&a.baseline, took, 64)
+		}
+		if h.tails {
+			a.tail.add(time.Duration(took))
 		}
 	}
 	a.inflight.Add(-1)

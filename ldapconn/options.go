@@ -220,8 +220,9 @@ func WithMaxIdle(n int) Option {
 }
 
 // WithHedging turns hedged reads on or off. With more than one server and
-// WithMaxSize above 1, a Search or Compare still unanswered after twice what
-// its server usually takes is sent to another server as well; the first
+// WithMaxSize above 1, a Search or Compare still unanswered after its
+// server's recent 99th-percentile answer time (or twice its usual time, if
+// sooner) is sent to another server as well; the first
 // answer wins and the other request is abandoned, at most one read in twenty
 // is sent twice, and writes and binds never are. One of the WithMaxSize
 // connections is then kept open to another server than the one the pool

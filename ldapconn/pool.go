@@ -346,8 +346,9 @@ func (p *Pool) lease(ctx context.Context, key engine.Key, r engine.Request) (*Le
 // Search runs one search as the service identity through Do, so a search
 // that met a connection the server had closed is retried once on a fresh one.
 //
-// With more than one server, a search still unanswered after twice what its
-// server usually takes, and 3 ms more at least, is hedged (WithHedging): sent on the
+// With more than one server, a search still unanswered after its server's
+// recent 99th-percentile answer time (or twice its usual time, if sooner)
+// is hedged (WithHedging): sent on the
 // hedge lane to another server too, the first answer wins and the other
 // search is abandoned (an LDAP Abandon); at most about one search in twenty
 // is sent twice. Hedges that win two in three of a server's hedged searches

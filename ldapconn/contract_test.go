@@ -661,8 +661,8 @@ func TestContractMaxSizeHoldsAtTheServer(t *testing.T) {
 			wg.Wait()
 			primary.stop()
 			// The primary's backoff may be over by now; its failures are not.
-			if s := p.Servers(); s[0].Failures == 0 || s[1].Open == 0 {
-				t.Fatalf("servers %+v; want the primary failed and connections on the secondary", s)
+			if s := p.Servers(); s[0].Failures == 0 || s[1].Operations == 0 {
+				t.Fatalf("servers %+v; want the primary failed and operations on the secondary", s)
 			}
 		}},
 	}

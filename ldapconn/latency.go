@@ -236,5 +236,5 @@ func (h *health) hedgeWon(loser, winner int, now time.Time) (marked bool) {
 
 const (
 	hedgeWinsToMark = 3
-	hedgeWinWindow  = 250 * time.Millisecond
+	hedgeWinWindow  = time.Second
 )

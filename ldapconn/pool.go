@@ -352,7 +352,7 @@ func (p *Pool) lease(ctx context.Context, key engine.Key, r engine.Request) (*Le
 // hedge lane to another server too, the first answer wins and the other
 // search is abandoned (an LDAP Abandon); at most about one search in twenty
 // is sent twice. Hedges that win two in three of a server's hedged searches
-// (three at least, within 250 ms) mark it slow (ServerStatus.Slow): new
+// (three at least, within a second) mark it slow (ServerStatus.Slow): new
 // searches go to the hedge lane, and the pool's connections to it are
 // closed as their searches end, so that it dials elsewhere. Without a hedge
 // lane (WithHedging(false), WithMaxSize(1)), a search that waits 4x what

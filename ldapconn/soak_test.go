@@ -50,26 +50,28 @@ func TestSoak(t *testing.T) {
 		total = soakShort
 	}
 	phases := []struct {
-		name  string
-		limit int // the most connections of the service pool open at once
-		opts  []ldapconn.Option
+		name    string
+		limit   int // the most connections of the service pool open at once
+		servers int // embedded servers, each behind its proxy; with two, reads are hedged
+		opts    []ldapconn.Option
 	}{
-		{"WithMaxSize(4)", soakMaxSize, nil},
-		{"WithMaxSize(4) WithSoftLimit(6)", 6, []ldapconn.Option{ldapconn.WithSoftLimit(6)}},
+		{"WithMaxSize(4)", soakMaxSize, 1, nil},
+		{"WithMaxSize(4) WithSoftLimit(6)", 6, 1, []ldapconn.Option{ldapconn.WithSoftLimit(6)}},
+		{"WithMaxSize(4) two servers, hedged", soakMaxSize, 2, nil},
 	}
 	for _, ph := range phases {
 		t.Run(ph.name, func(t *testing.T) {
-			runSoak(t, total/time.Duration(len(phases)), ph.limit, ph.opts...)
+			runSoak(t, total/time.Duration(len(phases)), ph.limit, ph.servers, ph.opts...)
 		})
 	}
 }
 
 // soakRun is one phase of the soak: a pool behind a resetting proxy in front
-// of the embedded server, and what its workers saw.
+// of each embedded server, and what its workers saw.
 type soakRun struct {
-	srv   *ldaptest.Server
-	px    *countingProxy
-	count *connCount
+	srvs   []*ldaptest.Server
+	pxs    []*countingProxy // one a server
+	counts []*connCount     // one a server: its proxy's connections
 	pool  *ldapconn.Pool
 	logs  *logbuf.Buffer
 
@@ -86,16 +88,21 @@ type soakRun struct {
 	wrong    []string          // answers that contradict the directory
 }
 
-func runSoak(t *testing.T, d time.Duration, limit int, extra ...ldapconn.Option) {
-	s := &soakRun{srv: embedded(t), count: new(connCount), logs: new(logbuf.Buffer),
+func runSoak(t *testing.T, d time.Duration, limit, servers int, extra ...ldapconn.Option) {
+	s := &soakRun{logs: new(logbuf.Buffer),
 		calls: map[string]int{}, classes: map[string]int{}, slowest: map[string]time.Duration{},
 		faults: map[string]int{}, odd: map[string]string{}, unwanted: map[string]string{}}
-	s.px = newCountingProxy(t, s.srv.URL(), s.count)
+	urls := make([]string, servers)
+	for i := range servers {
+		srv, count := embedded(t), new(connCount)
+		px := newCountingProxy(t, srv.URL(), count)
+		s.srvs, s.pxs, s.counts, urls[i] = append(s.srvs, srv), append(s.pxs, px), append(s.counts, count), px.URL()
+	}
 	opts := append([]ldapconn.Option{admin, ldapconn.WithMaxSize(soakMaxSize), ldapconn.WithMinIdle(1),
 		ldapconn.WithMaxLifetime(200 * time.Millisecond), ldapconn.WithValidatePeriod(50 * time.Millisecond),
 		ldapconn.WithOperationTimeout(300 * time.Millisecond), ldapconn.WithMaxBackoff(time.Second),
 		ldapconn.WithLogger(slog.New(slog.NewTextHandler(s.logs, nil)))}, extra...)
-	p, err := ldapconn.NewPool(s.px.URL(), opts...)
+	p, err := ldapconn.NewPool(strings.Join(urls, ","), opts...)
 	if err != nil {
 		t.Fatalf("NewPool: %v", err)
 	}
@@ -115,7 +122,9 @@ func runSoak(t *testing.T, d time.Duration, limit int, extra ...ldapconn.Option)
 	s.awaitWorkers(t, &workers, until.Add(soakGrace))
 	close(stop)
 	injector.Wait()
-	s.srv.SetLatency(0)
+	for _, srv := range s.srvs {
+		srv.SetLatency(0)
+	}
 	elapsed := time.Since(start)
 
 	s.checkAnswers(t)
@@ -181,18 +190,20 @@ func (s *soakRun) inject(stop <-chan struct{}, rng *rand.Rand) {
 		case <-time.After(time.Duration(50+rng.IntN(200)) * time.Millisecond):
 		}
 		var fault string
+		k := rng.IntN(len(s.srvs)) // the server it hits
+		srv, px := s.srvs[k], s.pxs[k]
 		switch r := rng.IntN(100); {
 		case r < 45:
-			s.srv.SetLatency(latencies[rng.IntN(len(latencies))])
+			srv.SetLatency(latencies[rng.IntN(len(latencies))])
 			fault = "latency 0-80ms"
 		case r < 55:
-			s.srv.SetLatency(400 * time.Millisecond) // past the operation timeout
+			srv.SetLatency(400 * time.Millisecond) // past the operation timeout
 			fault = "latency 400ms"
 		case r < 75:
-			s.srv.DropConnections()
+			srv.DropConnections()
 			fault = "drop every connection"
 		default:
-			s.px.resets.Store(int32(1 + rng.IntN(2)))
+			px.resets.Store(int32(1 + rng.IntN(2)))
 			fault = "reset new connections"
 		}
 		s.mu.Lock()
@@ -499,15 +510,26 @@ func (s *soakRun) checkConnections(t *testing.T, limit int) {
 				name, st.Open, st.Dialing, st.Opened(), st.Dials, st.DialErrors, st.Closed)
 		}
 	}
-	waitFor(t, "the server to see every connection closed", func() bool { return s.srv.Stats().Open == 0 })
-	if peak, _ := s.count.figures(); canSeeTCPState && peak > limit+2+1 {
-		t.Errorf("%d connections open at the server at once; want at most %d (pool) + 2 (bind lane) + 1 (probe)", peak, limit)
+	for i, srv := range s.srvs {
+		waitFor(t, fmt.Sprintf("server %d to see every connection closed", i), func() bool { return srv.Stats().Open == 0 })
+	}
+	// A server suspected after an operation timeout gets a probe; with more
+	// than one server, a stalled one gets the watchdog's too, and the two
+	// may overlap.
+	probes := 1
+	if len(s.srvs) > 1 {
+		probes = 2
+	}
+	for i, count := range s.counts {
+		if peak, _ := count.figures(); canSeeTCPState && peak > limit+2+probes {
+			t.Errorf("%d connections open at server %d at once; want at most %d (pool, hedge lane included) + 2 (bind lane) + %d (probes)",
+				peak, i, limit, probes)
+		}
 	}
 }
 
 func (s *soakRun) summary(t *testing.T, elapsed time.Duration) {
-	m, a, srv := s.pool.Stats(), s.pool.AuthStats(), s.srv.Stats()
-	peak, total := s.count.figures()
+	m, a := s.pool.Stats(), s.pool.AuthStats()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	calls, failed := 0, 0
@@ -528,8 +550,15 @@ func (s *soakRun) summary(t *testing.T, elapsed time.Duration) {
 		m.Leases, s.leased.Load(), m.Shares, m.Waits, m.Dials, m.DialErrors, m.Discards, m.Expiries, m.Validations,
 		m.ValidationErrors, m.Rebinds, m.Dead, m.Timeouts)
 	fmt.Fprintf(&b, "  bind lane: %d leases, %d dials (%d failed), %d dead\n", a.Leases, a.Dials, a.DialErrors, a.Dead)
-	fmt.Fprintf(&b, "  server: %d connections accepted, at most %d open at once (%d through the proxy, %d reset there), %d dropped, %d binds, %d searches, %d compares, %d abandons\n",
-		srv.Accepted, peak, total, s.px.reset.Load(), srv.Dropped, srv.Binds, srv.Searches, srv.Compares, srv.Abandons)
+	for i, srv := range s.srvs {
+		st := srv.Stats()
+		peak, total := s.counts[i].figures()
+		fmt.Fprintf(&b, "  server %d: %d connections accepted, at most %d open at once (%d through its proxy, %d reset there), %d dropped, %d binds, %d searches, %d compares, %d abandons\n",
+			i, st.Accepted, peak, total, s.pxs[i].reset.Load(), st.Dropped, st.Binds, st.Searches, st.Compares, st.Abandons)
+	}
+	for i, st := range s.pool.Servers() {
+		fmt.Fprintf(&b, "  pool's server %d: %d operations, %d hedged, %d hedges won\n", i, st.Operations, st.Hedged, st.HedgesLost)
+	}
 	fmt.Fprintf(&b, "  availability log: %d lines", strings.Count(s.logs.String(), "\n"))
 	t.Log(b.String())
 }

@@ -43,15 +43,16 @@ func (h *health) slow(i int, now time.Time) bool {
 }
 
 // slowerThanAnother reports whether server i answers much more slowly than
-// another server that is up and has answered recently, by their moving
-// averages.
+// another server that is up, has answered recently and is not marked slow,
+// by their moving averages. (A server that stopped answering keeps the
+// average of its last answers: one marked slow is no yardstick.)
 func (h *health) slowerThanAnother(i int, now time.Time) bool {
 	mine, ok := h.recentLatency(i, now)
 	if !ok || mine < slowMargin {
 		return false
 	}
 	for j := range h.servers {
-		if j == i || h.isDown(j, now) {
+		if j == i || h.isDown(j, now) || now.UnixNano() < h.activity[j].slowUntil.Load() {
 			continue
 		}
 		if theirs, ok := h.recentLatency(j, now); ok && mine > slowRatio*theirs && mine-theirs > slowMargin {

@@ -1,6 +1,7 @@
 package actor
 
 import (
+	"runtime"
 	"sync"
 	"time"
 )
@@ -24,20 +25,46 @@ type Actor[M any] struct {
 // over one channel per message kind, is the cheaper loop: measured on a 2-core
 // machine it halves the cost of a request/reply round trip.
 func Start[M any](buffer int, handle func(M)) *Actor[M] {
+	return StartBatched(buffer, 1, handle, func() bool { return false })
+}
+
+// StartBatched is Start with flush, which the loop calls, on its goroutine,
+// after a run of messages: once the handler has taken every message waiting
+// in the mailbox, or max messages in a row, and before the loop waits for
+// more or checks for Stop. Work that need not follow every message (serving
+// what the messages made possible, reading the clock) can be done once per
+// run there; under load one wake-up of the loop takes several messages.
+//
+// flush reports whether more messages are due soon (the owner's state says
+// so: callers are waiting for an answer that another's message brings). The
+// loop then yields its processor a few times, to the goroutines it has just
+// answered, before it parks on an empty mailbox: a sender that finds the loop
+// not parked has no goroutine to wake, and a hand-off from one caller to
+// another through the loop costs one wake-up instead of two.
+func StartBatched[M any](buffer, max int, handle func(M), flush func() (busy bool)) *Actor[M] {
 	if buffer < 0 {
 		panic("actor: negative mailbox buffer")
+	}
+	if max < 1 {
+		panic("actor: batch of fewer than one message")
 	}
 	a := &Actor[M]{
 		inbox:   make(chan M, buffer),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	go a.loop(handle)
+	go a.loop(max, handle, flush)
 	return a
 }
 
-func (a *Actor[M]) loop(handle func(M)) {
+// spins is how many times a busy loop yields before it parks on an empty
+// mailbox. Measured on 2 cores with 64 goroutines sharing 4 connections, 2
+// yields took a third off a lease's cost, 4 a little more, 8 and 16 no more.
+const spins = 4
+
+func (a *Actor[M]) loop(max int, handle func(M), flush func() bool) {
 	defer close(a.stopped)
+	n, busy := 0, false
 	for {
 		// Check stop first so that a busy mailbox cannot keep the loop alive
 		// after Stop.
@@ -51,14 +78,20 @@ func (a *Actor[M]) loop(handle func(M)) {
 		select {
 		case m := <-a.inbox:
 			handle(m)
-			continue
 		default:
+			for i := 0; busy && i < spins && len(a.inbox) == 0; i++ {
+				runtime.Gosched()
+			}
+			select {
+			case m := <-a.inbox:
+				handle(m)
+			case <-a.stop:
+				return
+			}
 		}
-		select {
-		case m := <-a.inbox:
-			handle(m)
-		case <-a.stop:
-			return
+		if n++; n >= max || len(a.inbox) == 0 {
+			busy = flush()
+			n = 0
 		}
 	}
 }

@@ -108,3 +108,50 @@ func TestAfterPostsAMessage(t *testing.T) {
 		_ = late
 	})
 }
+
+func TestBatchedFlushEndsEachRun(t *testing.T) {
+	gate := make(chan struct{})
+	var got, runs []int // touched only by the loop goroutine until Wait
+	run := 0
+	a := actor.StartBatched(16, 4, func(m msg) {
+		if m.n == 0 {
+			<-gate // the other messages queue up meanwhile
+		}
+		if m.reply != nil {
+			m.reply <- len(got)
+			return
+		}
+		got = append(got, m.n)
+		run++
+	}, func() bool {
+		runs = append(runs, run)
+		run = 0
+		return true // busy: the loop yields before it parks, and still serves
+	})
+	for i := range 11 {
+		a.Send(msg{n: i})
+	}
+	close(gate)
+	var replies actor.Replies[int]
+	n, ok := actor.Call(a, &replies, func(c chan int) msg { return msg{reply: c} })
+	if !ok || n != 11 {
+		t.Fatalf("Call after 11 sends = %d, %v; want 11, true", n, ok)
+	}
+	a.Stop()
+	a.Wait()
+	for i, m := range got {
+		if m != i {
+			t.Fatalf("handled %v; want 0..10 in order", got)
+		}
+	}
+	total := 0
+	for _, r := range runs {
+		if r > 4 {
+			t.Fatalf("runs between flushes %v: one is longer than the batch of 4", runs)
+		}
+		total += r
+	}
+	if total != 11 || len(runs) < 3 {
+		t.Fatalf("runs between flushes %v: want 11 messages in at least 3 runs", runs)
+	}
+}

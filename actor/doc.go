@@ -7,7 +7,9 @@
 // The package knows nothing of pools. Its promises:
 //
 //   - The handler passed to [Start] runs on one goroutine, one message at a
-//     time, so state touched only by the handler needs no lock.
+//     time, so state touched only by the handler needs no lock. The flush
+//     of [StartBatched] runs on that goroutine too, after each run of
+//     messages.
 //   - [Actor.Send] blocks only while the mailbox is full and returns false,
 //     never blocking forever, once the actor has stopped.
 //   - [Actor.Go] starts a worker that [Actor.Wait] waits for; a worker's result

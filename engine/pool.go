@@ -51,7 +51,7 @@ func New[C any](connector Connector[C], opts ...Option) (*Pool[C], error) {
 	p.sup = newSupervisor(p, connector)
 	// The mailbox is sized so that callers rarely block on a send; the
 	// supervisor itself never sends to it.
-	p.a = actor.Start(256, p.sup.handle)
+	p.a = actor.StartBatched(256, batch, p.sup.handle, p.sup.flush)
 	p.sup.a = p.a
 	p.a.Send(message[C]{kind: mStart})
 	return p, nil

@@ -59,7 +59,9 @@ type supervisor[C any] struct {
 	timers       [3]*time.Timer  // prune, validate, refill
 	closed       bool
 	done         bool      // finish ran
-	now          time.Time // read once a message: the clock is a tenth of a lease's cost
+	now          time.Time // read once a run of messages: the clock is a tenth of a lease's cost
+	clocked      bool      // now was read in this run of messages
+	last         msgKind   // the run's last message, for verify's report
 	c            Counters
 	obs          Observer // nil: nobody is told of each event
 }
@@ -95,7 +97,10 @@ func newSupervisor[C any](p *Pool[C], connector Connector[C]) *supervisor[C] {
 }
 
 func (s *supervisor[C]) handle(m message[C]) {
-	s.now = time.Now()
+	if !s.clocked {
+		s.now = time.Now()
+		s.clocked = true
+	}
 	switch m.kind {
 	case mStart:
 		s.timers[timerPrune] = s.a.After(s.cfg.prunePeriod, message[C]{kind: mPrune})
@@ -127,6 +132,7 @@ func (s *supervisor[C]) handle(m message[C]) {
 	case mRefill:
 		s.timers[timerRefill] = nil
 	case mStats:
+		s.schedule() // what the messages before it in this run made possible
 		m.stats <- s.snapshot()
 	case mClose:
 		s.close()
@@ -135,13 +141,27 @@ func (s *supervisor[C]) handle(m message[C]) {
 	case mObserver:
 		s.obs = m.obs
 	}
+	s.last = m.kind
+}
+
+// flush ends a run of messages (see actor.StartBatched): it serves what they
+// made possible, and the next message reads the clock afresh. The pool is
+// busy while callers wait: the releases that will serve them are due.
+func (s *supervisor[C]) flush() (busy bool) {
+	s.clocked = false
 	s.schedule()
 	if s.verifyFail != nil {
 		if err := s.verify(); err != nil {
-			s.verifyFail(fmt.Errorf("after message %d: %w", m.kind, err))
+			s.verifyFail(fmt.Errorf("after message %d: %w", s.last, err))
 		}
 	}
+	return s.waiters.Len() > 0
 }
+
+// batch is how many messages the loop takes in a row before flush. The
+// clock read once a run is that much older for the last of them: a few
+// microseconds.
+const batch = 16
 
 // invariantCheck, when set (by the package's tests), is called with what
 // verify found wrong after a message.

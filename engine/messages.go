@@ -49,6 +49,10 @@ type result[C any] struct {
 	leasedAt time.Time
 	reused   bool
 	err      error
+	// free says that nothing of the supervisor's refers to the waiter any
+	// more (no dial is in flight for it, no close makes room for it), so
+	// that its caller may reuse it and its reply channel once answered.
+	free bool
 }
 
 type waiterState uint8
@@ -76,12 +80,9 @@ type waiter[C any] struct {
 	node    actor.Elem[*waiter[C]]
 }
 
-func newWaiter[C any](key Key, fresh, share bool, reply chan result[C]) *waiter[C] {
-	w := &waiter[C]{key: key, fresh: fresh, share: share, reply: reply}
-	w.node.Value = w
-	w.elem = &w.node
-	return w
-}
+// free reports whether, once answered, w is referred to by nothing of the
+// supervisor's: no dial for it is in flight and no close makes room for it.
+func (w *waiter[C]) free() bool { return !w.dialing && !w.room }
 
 type entryState uint8
 

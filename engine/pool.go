@@ -17,12 +17,12 @@ import (
 // methods send that goroutine a message and wait for the reply, so they are
 // safe for concurrent use.
 type Pool[C any] struct {
-	cfg     config
-	leases  *lease.Config // shared by every lease of the pool
-	sup     *supervisor[C]
-	a       *actor.Actor[message[C]]
-	results actor.Replies[result[C]]
-	stats   actor.Replies[Stats]
+	cfg    config
+	leases *lease.Config // shared by every lease of the pool
+	sup    *supervisor[C]
+	a      *actor.Actor[message[C]]
+	spare  sync.Pool // *waiter[C] with its reply channel, for reuse (see result.free)
+	stats  actor.Replies[Stats]
 
 	closeOnce sync.Once
 	drained   chan struct{}         // closed by the supervisor when no lease is out after Close
@@ -117,7 +117,7 @@ func (p *Pool[C]) lease(ctx context.Context, key Key, fresh, share, scoped bool)
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("engine: lease for %s: %w", key.Name, err)
 	}
-	w := newWaiter(key, fresh, share, p.results.Get())
+	w := p.newWaiter(key, fresh, share)
 	if !p.a.Send(message[C]{kind: mLease, w: w}) {
 		return nil, ErrClosed
 	}
@@ -129,7 +129,7 @@ func (p *Pool[C]) lease(ctx context.Context, key Key, fresh, share, scoped bool)
 	}
 	select {
 	case r := <-w.reply:
-		p.results.Put(w.reply)
+		p.recycle(w, r)
 		return p.newLease(r, scoped)
 	case <-ctx.Done():
 		p.cancel(w)
@@ -147,6 +147,27 @@ func (p *Pool[C]) lease(ctx context.Context, key Key, fresh, share, scoped bool)
 		default:
 			return nil, ErrClosed
 		}
+	}
+}
+
+// newWaiter returns a waiter for one lease, a spare one if there is one:
+// a lease then allocates no waiter and no reply channel.
+func (p *Pool[C]) newWaiter(key Key, fresh, share bool) *waiter[C] {
+	w, _ := p.spare.Get().(*waiter[C])
+	if w == nil {
+		w = &waiter[C]{reply: make(chan result[C], 1)}
+	}
+	*w = waiter[C]{key: key, fresh: fresh, share: share, reply: w.reply}
+	w.node.Value = w
+	w.elem = &w.node
+	return w
+}
+
+// recycle keeps w, whose answer r its caller received, for another lease,
+// unless the supervisor may still read it (r.free is false).
+func (p *Pool[C]) recycle(w *waiter[C], r result[C]) {
+	if r.free {
+		p.spare.Put(w)
 	}
 }
 

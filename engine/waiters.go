@@ -27,7 +27,14 @@ func (s *supervisor[C]) onLease(w *waiter[C]) {
 		}
 	}
 	s.waiters.PushBackElem(w.elem)
+	// Once answered, w is its caller's again, to reuse (result.free): it
+	// is not read past an answer that dispatch gives it.
+	s.arriving = w
 	s.dispatch()
+	if s.arriving == nil {
+		return
+	}
+	s.arriving = nil
 	if w.state != wDone {
 		w.waited = true
 	}
@@ -185,14 +192,23 @@ func (s *supervisor[C]) deliver(w *waiter[C], e *entry[C]) {
 		s.c.Waits++
 	}
 	w.state = wDone
-	w.reply <- result[C]{e: e, conn: e.conn, key: e.key.Name, leasedAt: now, reused: e.uses > 1}
+	s.answered(w)
+	w.reply <- result[C]{e: e, conn: e.conn, key: e.key.Name, leasedAt: now, reused: e.uses > 1, free: w.free()}
 	s.debug("lease", e)
 }
 
 // fail answers w with err.
 func (s *supervisor[C]) fail(w *waiter[C], err error) {
 	w.state = wDone
-	w.reply <- result[C]{err: err}
+	s.answered(w)
+	w.reply <- result[C]{err: err, free: w.free()}
+}
+
+// answered notes that w, if onLease is serving it, has its answer.
+func (s *supervisor[C]) answered(w *waiter[C]) {
+	if s.arriving == w {
+		s.arriving = nil
+	}
 }
 
 func (s *supervisor[C]) onCancel(w *waiter[C]) {

@@ -122,25 +122,25 @@ func (p *Pool) laneLease(ctx context.Context, from int) *Lease {
 // ran false when it found no connection to run op on (then op was not
 // called) or its connection broke under op (then the other copy, or Do's
 // retry, answers the caller).
-type copyOf[T any] func(ctx context.Context, op func(*client) (T, error)) (v T, err error, server int, ran bool)
+type copyOf[T any] func(ctx context.Context, op func(*client) (T, error)) (v T, server int, ran bool, err error)
 
 // onLane is the copy of a read that runs on the hedge lane.
 func onLane[T any](p *Pool, from int) copyOf[T] {
-	return func(ctx context.Context, op func(*client) (T, error)) (v T, err error, server int, ran bool) {
+	return func(ctx context.Context, op func(*client) (T, error)) (v T, server int, ran bool, err error) {
 		l := p.laneLease(ctx, from)
 		if l == nil {
-			return v, nil, -1, false
+			return v, -1, false, nil
 		}
 		v, err = op(&l.client)
 		l.endDo()
-		return v, err, l.inner.Conn().server, answered(err) || ctx.Err() != nil
+		return v, l.inner.Conn().server, answered(err) || ctx.Err() != nil, err
 	}
 }
 
 // onService is the copy of a read that runs on a share of the service pool,
 // through Do, unless the share is on server from.
 func onService[T any](p *Pool, from int) copyOf[T] {
-	return func(ctx context.Context, op func(*client) (T, error)) (v T, err error, server int, ran bool) {
+	return func(ctx context.Context, op func(*client) (T, error)) (v T, server int, ran bool, err error) {
 		server = -1
 		err = p.Do(ctx, func(c ldap.Client) error {
 			cl := c.(*client)
@@ -152,9 +152,9 @@ func onService[T any](p *Pool, from int) copyOf[T] {
 			return err
 		})
 		if errors.Is(err, errSameServer) || (!answered(err) && ctx.Err() == nil) {
-			return v, nil, server, false
+			return v, server, false, nil
 		}
-		return v, err, server, true
+		return v, server, true, err
 	}
 }
 
@@ -239,7 +239,7 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 		if winner.Load() != 0 || !h.anotherUp(server, time.Now()) || !p.moves.spend() {
 			return
 		}
-		v, err, on, ran := hedge(hctx, op)
+		v, on, ran, err := hedge(hctx, op)
 		if !ran {
 			p.moves.refund()
 			return

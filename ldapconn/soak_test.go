@@ -72,8 +72,8 @@ type soakRun struct {
 	srvs   []*ldaptest.Server
 	pxs    []*countingProxy // one a server
 	counts []*connCount     // one a server: its proxy's connections
-	pool  *ldapconn.Pool
-	logs  *logbuf.Buffer
+	pool   *ldapconn.Pool
+	logs   *logbuf.Buffer
 
 	started, returned           atomic.Int64 // calls
 	leased, released, discarded atomic.Int64 // leases the workers took themselves

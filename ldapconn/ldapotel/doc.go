@@ -17,6 +17,7 @@
 //	ldap.server.up                         1             gauge (1 up, 0 in its backoff)  server.address, server.port
 //	ldap.server.failovers                  {failover}    counter                          server.address, server.port
 //	ldap.server.operations                 {operation}   counter  outcome=ok|error        server.address, server.port
+//	ldap.server.hedges                     {read}        counter  outcome=won|lost        server.address, server.port
 //
 // The conventions define the three durations as histograms recorded once
 // per event, which no snapshot can feed: the pool tells them to this package

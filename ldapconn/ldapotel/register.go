@@ -74,7 +74,7 @@ type registration struct {
 	p                                       *ldapconn.Pool
 	reg                                     metric.Registration
 	count, idleMax, idleMin, maxSize, queue metric.Int64ObservableUpDownCounter
-	timeouts, failovers, operations         metric.Int64ObservableCounter
+	timeouts, failovers, operations, hedges metric.Int64ObservableCounter
 	up                                      metric.Int64ObservableGauge
 	lanes                                   [2]lane // the service pool, the bind lane
 	servers                                 []server
@@ -94,7 +94,7 @@ func newLane(name string) lane {
 
 // server is the attribute sets of one server's series.
 type server struct {
-	attrs, ok, failed metric.ObserveOption
+	attrs, ok, failed, won, lost metric.ObserveOption
 }
 
 func newServer(pool, url string) (server, error) {
@@ -111,7 +111,8 @@ func newServer(pool, url string) (server, error) {
 		kv = append(kv, poolNameKey.String(pool), addressKey.String(host), portKey.Int(n))
 		return metric.WithAttributeSet(attribute.NewSet(kv...))
 	}
-	return server{attrs: opt(), ok: opt(outcomeKey.String("ok")), failed: opt(outcomeKey.String("error"))}, nil
+	return server{attrs: opt(), ok: opt(outcomeKey.String("ok")), failed: opt(outcomeKey.String("error")),
+		won: opt(outcomeKey.String("won")), lost: opt(outcomeKey.String("lost"))}, nil
 }
 
 func newRegistration(p *ldapconn.Pool, m metric.Meter, cfg config) (*registration, error) {
@@ -160,6 +161,8 @@ func newRegistration(p *ldapconn.Pool, m metric.Meter, cfg config) (*registratio
 		"The number of connections opened to the server because the servers before it in a dial's order failed.")
 	r.operations = counter("ldap.server.operations", "{operation}",
 		"The number of operations run on the server's connections, by outcome.")
+	r.hedges = counter("ldap.server.hedges", "{read}",
+		"The number of reads on the server that were hedged to another server, by outcome: won (the server answered first) or lost.")
 	wait := histogram("db.client.connection.wait_time", "The time a lease waited for a connection.")
 	use := histogram("db.client.connection.use_time", "The time a connection was leased, from lease to release.")
 	create := histogram("db.client.connection.create_time", "The time a successful dial took, bind included.")
@@ -167,7 +170,7 @@ func newRegistration(p *ldapconn.Pool, m metric.Meter, cfg config) (*registratio
 		return nil, fmt.Errorf("ldapotel: %w", err)
 	}
 	reg, err := m.RegisterCallback(r.observe, r.count, r.idleMax, r.idleMin, r.maxSize, r.queue,
-		r.timeouts, r.up, r.failovers, r.operations)
+		r.timeouts, r.up, r.failovers, r.operations, r.hedges)
 	if err != nil {
 		return nil, fmt.Errorf("ldapotel: %w", err)
 	}
@@ -202,6 +205,8 @@ func (r *registration) observe(_ context.Context, o metric.Observer) error {
 		o.ObserveInt64(r.failovers, int64(s.Failovers), srv.attrs)
 		o.ObserveInt64(r.operations, int64(s.Operations-s.OperationErrors), srv.ok)
 		o.ObserveInt64(r.operations, int64(s.OperationErrors), srv.failed)
+		o.ObserveInt64(r.hedges, int64(s.Hedged-s.HedgesLost), srv.won)
+		o.ObserveInt64(r.hedges, int64(s.HedgesLost), srv.lost)
 	}
 	return nil
 }

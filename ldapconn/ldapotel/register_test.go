@@ -172,6 +172,8 @@ func TestRegisterReportsThePool(t *testing.T) {
 		{"ldap.server.failovers", map[string]int64{server: 0}},
 		// 3 searches on the service pool, one bind on the bind lane.
 		{"ldap.server.operations", map[string]int64{mainPool + ",outcome=ok" + at: 4, mainPool + ",outcome=error" + at: 0}},
+		// One server: nothing to hedge to.
+		{"ldap.server.hedges", map[string]int64{mainPool + ",outcome=won" + at: 0, mainPool + ",outcome=lost" + at: 0}},
 	} {
 		got := c.int64s(t, tt.name)
 		if len(got) != len(tt.want) {
@@ -196,8 +198,8 @@ func TestRegisterReportsThePool(t *testing.T) {
 			t.Errorf("%s counts %v; want %v", name, got, want)
 		}
 	}
-	if got := len(c); got != 12 {
-		t.Errorf("%d instruments reported; want 12", got)
+	if got := len(c); got != 13 {
+		t.Errorf("%d instruments reported; want 13", got)
 	}
 	// No series names an identity: the key names hold DNs.
 	for name, m := range c {

@@ -260,3 +260,25 @@ func (c *config) validate() error {
 	}
 	return nil
 }
+
+// Sizes are the sizing settings a list of options gives, defaults
+// included, before New checks them: for a wrapper that splits one pool's
+// settings between two engine pools (package ldapconn's hedge lane).
+type Sizes struct {
+	MaxSize, MinIdle, SoftLimit, OpsPerConn int
+	MaxIdle                                 int // -1: no bound but MaxSize; 0: close every connection on release
+	MaxInFlight                             int // 0: MaxSize × OpsPerConn
+}
+
+// ResolveSizes applies opts, in order, to the defaults and returns the
+// sizing settings they give. Nil options are skipped.
+func ResolveSizes(opts ...Option) Sizes {
+	c := defaultConfig()
+	for _, o := range opts {
+		if o != nil {
+			o.apply(&c)
+		}
+	}
+	return Sizes{MaxSize: c.maxSize, MinIdle: c.minIdle, SoftLimit: c.softLimit, OpsPerConn: c.opsPerConn,
+		MaxIdle: c.maxIdle, MaxInFlight: c.maxInFlight}
+}

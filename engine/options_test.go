@@ -122,3 +122,14 @@ func TestNewAcceptsSettingsAtTheirLimits(t *testing.T) {
 		})
 	}
 }
+
+func TestResolveSizesAppliesOptionsInOrder(t *testing.T) {
+	got := engine.ResolveSizes(engine.WithMaxSize(4), nil, engine.WithMaxSize(6), engine.WithMaxIdle(0), engine.WithOpsPerConn(8))
+	want := engine.Sizes{MaxSize: 6, MaxIdle: 0, OpsPerConn: 8}
+	if got != want {
+		t.Fatalf("ResolveSizes = %+v; want %+v", got, want)
+	}
+	if d := engine.ResolveSizes(); d.MaxSize != 10 || d.MaxIdle != -1 || d.OpsPerConn != 1 {
+		t.Fatalf("defaults = %+v; want MaxSize 10, MaxIdle -1, OpsPerConn 1", d)
+	}
+}

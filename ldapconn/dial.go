@@ -274,7 +274,7 @@ func (c *connector) Alive(conn *Conn) bool {
 // failover strategy, so that the pool returns to the first server soon
 // after it recovers.
 func (c *connector) Lifetime(conn *Conn, max time.Duration) time.Duration {
-	if c.cfg.strategy == Failover && conn.server > 0 {
+	if c.cfg.strategy == Failover && conn.server > 0 && c.lane == nil { // the hedge lane's is meant to be elsewhere
 		return min(max, c.cfg.failbackAfter)
 	}
 	return max

@@ -31,7 +31,7 @@ import (
 // errStandbyMisplaced is why the hedge lane's connection is closed when it
 // is open to the server the pool serves from (after a failover): it would
 // hedge nothing, and it would count a connection too many there.
-var errStandbyMisplaced = errors.New("ldapconn: the hedge lane's connection is to the server the pool serves from")
+var errStandbyMisplaced = errors.New("ldapconn: the hedge lane's connection is to the server the pool serves from, or to one that is down")
 
 // standbyEvery is how many watchdog ticks (stallTick) pass between two
 // checks of the hedge lane's connection (keepStandby).
@@ -41,20 +41,45 @@ const standbyEvery = 4
 // WithMaxSize(1), WithNoPool, or WithHedging(false)).
 type hedgeLane struct {
 	pool *engine.Pool[*Conn]
+	slot int         // where its rows start in Stats: past every slot of the service pool
 	used atomic.Bool // a read was hedgeable: keep the lane's connection open from now on
 	// on is 1 + the server of the lane's open connection, 0 while it has
 	// none: a read never waits for the lane to dial.
 	on atomic.Int64
 }
 
-// laneOptions are the engine options of the hedge lane: the service pool's
-// resolved settings, then its own size and depth; a hedge is refused at once
-// when the lane is full rather than queued (WithFailFast).
-func laneOptions(service []engine.Option, name string, depth int) []engine.Option {
-	return append(service,
+// hedgeSplit decides whether the pool has a hedge lane, from the service
+// pool's resolved engine settings (mainOpts: defaults, this package's
+// options and WithPoolOptions' alike), and if so returns what to add to
+// them for the service pool (split) and for the lane (laneOpts), so that
+// the two together stay within every bound the user set: WithMaxSize and a
+// soft limit count the lane's connection, WithMaxInFlight its reads. The
+// lane's rows in Stats start at slot. No lane with one server,
+// WithHedging(false), a size of 1, no idle connections kept (WithNoPool,
+// WithMaxIdle(0)), WithMinIdle equal to the size, or fewer than 2 reads in
+// flight allowed.
+func hedgeSplit(cfg config, servers int, mainOpts []engine.Option) (split, laneOpts []engine.Option, slot int, ok bool) {
+	sz := engine.ResolveSizes(mainOpts...)
+	if !cfg.hedging || servers < 2 || sz.MaxSize < 2 || sz.MaxIdle == 0 || sz.MinIdle >= sz.MaxSize ||
+		(sz.MaxInFlight > 0 && sz.MaxInFlight < 2) {
+		return nil, nil, 0, false
+	}
+	split = []engine.Option{engine.WithMaxSize(sz.MaxSize - 1)}
+	slot = sz.MaxSize - 1
+	if sz.SoftLimit > 0 {
+		split = append(split, engine.WithSoftLimit(sz.SoftLimit-1))
+		slot = sz.SoftLimit - 1
+	}
+	laneCap := 0 // the engine's default: the lane's depth
+	if sz.MaxInFlight > 0 {
+		laneCap = max(1, min(sz.OpsPerConn, sz.MaxInFlight/sz.MaxSize)) // its connection's share
+		split = append(split, engine.WithMaxInFlight(sz.MaxInFlight-laneCap))
+	}
+	laneOpts = []engine.Option{
 		engine.WithMaxSize(1), engine.WithMinIdle(0), engine.WithSoftLimit(0), engine.WithMaxIdle(1),
-		engine.WithOpsPerConn(depth), engine.WithMaxInFlight(0), engine.WithFailFast(),
-		engine.WithName(name+"/hedge"))
+		engine.WithOpsPerConn(sz.OpsPerConn), engine.WithMaxInFlight(laneCap), engine.WithFailFast(),
+		engine.WithName(cfg.name + "/hedge")}
+	return split, laneOpts, slot, true
 }
 
 // noteHedgeable records that the pool serves hedgeable reads; the first one opens
@@ -67,7 +92,8 @@ func (p *Pool) noteHedgeable() {
 }
 
 // keepStandby opens the hedge lane's connection if it is not open, and
-// closes it if it is open to the server the pool serves from.
+// closes it if it is open to a server that is down, or (under Failover) to
+// the server the pool serves from.
 func (p *Pool) keepStandby() {
 	ctx, cancel := context.WithTimeout(p.probeCtx, p.cfg.dialTimeout(len(p.health.servers)))
 	defer cancel()
@@ -75,7 +101,9 @@ func (p *Pool) keepStandby() {
 	if err != nil {
 		return // full (hedges are running on it), or no server to dial: next time
 	}
-	if p.cfg.strategy == Failover && p.standbyBetterElsewhere(inner.Conn().server, time.Now()) {
+	server, now := inner.Conn().server, time.Now()
+	if (p.health.isDown(server, now) && p.health.anotherUp(server, now)) ||
+		(p.cfg.strategy == Failover && p.standbyBetterElsewhere(server, now)) {
 		inner.Discard(errStandbyMisplaced)
 		return
 	}
@@ -118,11 +146,19 @@ func (p *Pool) laneLease(ctx context.Context, from int) *Lease {
 }
 
 // copyOf is one copy of a hedged read: it runs op under ctx on a
-// connection of its own choosing and reports the server that answered, or
-// ran false when it found no connection to run op on (then op was not
-// called) or its connection broke under op (then the other copy, or Do's
-// retry, answers the caller).
+// connection of its own choosing and reports the server it ran on, or ran
+// false when it found no connection to run op on (then op was not called,
+// and err says nothing about the read).
 type copyOf[T any] func(ctx context.Context, op func(*client) (T, error)) (v T, server int, ran bool, err error)
+
+// decisive reports whether err is an answer that settles a read: a result
+// from the server (answered), but not one that says the server cannot serve
+// it now (busy, unavailable, unwilling to perform, other), which the other
+// server's answer is worth waiting for.
+func decisive(err error) bool {
+	return answered(err) && !ldap.IsErrorAnyOf(err, ldap.LDAPResultBusy, ldap.LDAPResultUnavailable,
+		ldap.LDAPResultUnwillingToPerform, ldap.LDAPResultOther)
+}
 
 // onLane is the copy of a read that runs on the hedge lane.
 func onLane[T any](p *Pool, from int) copyOf[T] {
@@ -133,7 +169,7 @@ func onLane[T any](p *Pool, from int) copyOf[T] {
 		}
 		v, err = op(&l.client)
 		l.endDo()
-		return v, l.inner.Conn().server, answered(err) || ctx.Err() != nil, err
+		return v, l.inner.Conn().server, true, err
 	}
 }
 
@@ -144,15 +180,17 @@ func onService[T any](p *Pool, from int) copyOf[T] {
 		server = -1
 		err = p.Do(ctx, func(c ldap.Client) error {
 			cl := c.(*client)
-			if server = cl.l.inner.Conn().server; server == from {
+			if s := cl.l.inner.Conn().server; s == from {
 				return errSameServer
+			} else {
+				server = s
 			}
 			var err error
 			v, err = op(cl)
 			return err
 		})
-		if errors.Is(err, errSameServer) || (!answered(err) && ctx.Err() == nil) {
-			return v, server, false, nil
+		if server < 0 { // no connection got to run op: a dial's error, or the other copy's server
+			return v, -1, false, nil
 		}
 		return v, server, true, err
 	}
@@ -176,11 +214,12 @@ func hedgedRead[T any](p *Pool, ctx context.Context, op func(*client) (T, error)
 		if l := p.laneLease(ctx, -1); l != nil {
 			v, err := hedged(&l.client, op, onService[T](p, l.inner.Conn().server))
 			l.endDo()
-			if answered(err) || ctx.Err() != nil {
-				return v, err
+			if decisive(err) || ctx.Err() != nil || timedOut(err) {
+				return v, err // an operation timeout is not run again, as Do does not
 			}
-			// The lane's connection broke under the read: the service pool's
-			// way, with Do's retry.
+			// The lane's connection broke under the read, or its server said
+			// it cannot serve it now: the service pool's way, with Do's
+			// retry.
 		}
 	}
 	for tries := 0; ; tries++ {
@@ -245,7 +284,7 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 			return
 		}
 		h.activity[server].hedged.Add(1)
-		if answered(err) && hctx.Err() == nil && winner.CompareAndSwap(0, 2) {
+		if decisive(err) && hctx.Err() == nil && winner.CompareAndSwap(0, 2) {
 			hv, herr = v, err
 			h.activity[server].hedgesLost.Add(1)
 			marked = h.hedgeWon(server, on, time.Now())
@@ -253,26 +292,28 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 		}
 	})
 	v, err := op(&client{l: c.l, ctx: octx})
-	if winner.CompareAndSwap(0, 1) {
+	// An answer ends the hedge; a connection that broke, or a server that
+	// said it cannot serve the read now, leaves a hedge already sent to
+	// answer in its place.
+	if (decisive(err) || ctx.Err() != nil || timedOut(err)) && winner.CompareAndSwap(0, 1) {
 		cancelHedge()
 	}
 	if !t.Stop() {
 		<-done // the hedge ran or is running: wait for its lease to go back
 	}
-	if winner.Load() == 2 {
-		if marked {
-			c.l.inner.Taint(errMoved) // closed when its reads end: the pool dials elsewhere
-		}
-		return hv, herr
+	if winner.Load() != 2 {
+		return v, err // the hedge was not sent, or lost, or did not answer
 	}
-	return v, err
+	if marked {
+		c.l.inner.Taint(errMoved) // closed when its reads end: the pool dials elsewhere
+	}
+	return hv, herr
 }
 
 // withLane folds the hedge lane's snapshot l into the service pool's s, so
 // that Stats counts every service connection against WithMaxSize: the
 // lane's connection is one more row, its key marked "(hedge lane)".
-func withLane(s, l engine.Stats) engine.Stats {
-	slot := s.MaxSize
+func withLane(s, l engine.Stats, slot int) engine.Stats {
 	s.MaxSize += l.MaxSize
 	s.MaxIdle += l.MaxIdle
 	s.MaxInFlight += l.MaxInFlight
@@ -285,7 +326,9 @@ func withLane(s, l engine.Stats) engine.Stats {
 	s.Closing += l.Closing
 	s.Dialing += l.Dialing
 	s.Waiters += l.Waiters
+	timeouts := s.Timeouts // the lane's are hedges cancelled while they waited, not callers who gave up
 	s.Counters = addCounters(s.Counters, l.Counters)
+	s.Timeouts = timeouts
 	keys := make(map[string]engine.KeyStats, len(s.Keys)+len(l.Keys))
 	for k, v := range s.Keys {
 		keys[k] = v

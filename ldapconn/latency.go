@@ -136,19 +136,25 @@ func (h *health) markSlow(i int, now time.Time) {
 // slowFor is how long one search moved off a server marks it slow.
 const slowFor = 5 * time.Second
 
-// moveBudget bounds the searches moved to another server: each search earns
-// a twentieth of a move, so at most about 5% of searches are sent twice. It
-// holds up to as many moves as searches can be in flight at once (at least
-// ten): when a server slows, every search running on it then can move, and
-// the connections to it, shared by them, drain at once.
+// moveBudget bounds the reads hedged (or, without a hedge lane, moved) to
+// another server: each read earns a twentieth of a hedge, so that over time
+// at most about one read in twenty is sent twice. It holds up to as many
+// hedges as reads can be in flight at once, between 10 and moveBurst, and
+// starts full: when a server slows, every read running on it then can be
+// hedged at once, and the connections to it, shared by them, drain. So a
+// burst of up to moveBurst extra requests may come before the one in twenty.
 type moveBudget struct {
 	milli atomic.Int64
 	most  int64 // moves in hand at most, in thousandths
 }
 
+// moveBurst is the most hedges the budget holds: the reads in flight on
+// the pool's connections to one slowing server, at the default size.
+const moveBurst = 32
+
 func newMoveBudget(inFlight int) *moveBudget {
-	b := &moveBudget{most: 1000 * int64(max(inFlight, 10))}
-	b.milli.Store(b.most) // full: the first slowdown may come before many reads have earned
+	b := &moveBudget{most: 1000 * int64(min(max(inFlight, 10), moveBurst))}
+	b.milli.Store(b.most)
 	return b
 }
 
@@ -159,7 +165,14 @@ func (b *moveBudget) earn() {
 }
 
 // refund gives back a move spent on a hedge that could not be sent.
-func (b *moveBudget) refund() { b.milli.Add(1000) }
+func (b *moveBudget) refund() {
+	for {
+		v := b.milli.Load()
+		if b.milli.CompareAndSwap(v, min(v+1000, b.most)) {
+			return
+		}
+	}
+}
 
 func (b *moveBudget) spend() bool {
 	for {
@@ -219,6 +232,9 @@ func (h *health) anyMarkedSlow(now time.Time) bool {
 // Each win lifts the winner's own mark, which the evidence no longer
 // supports.
 func (h *health) hedgeWon(loser, winner int, now time.Time) (marked bool) {
+	if winner < 0 || winner == loser {
+		return false
+	}
 	h.activity[winner].slowUntil.Store(0)
 	a := &h.activity[loser]
 	hedged := a.hedged.Load() // this read's hedge included

@@ -46,7 +46,6 @@ type config struct {
 	maxSize        int             // 10, as the engine's
 	opsPerConn     int             // DefaultOpsPerConn operations in flight on one service connection (Do, Search, Compare)
 	hedging        bool            // true: Search and Compare are hedged with several servers (hedge.go)
-	noIdle         bool            // WithNoPool or WithMaxIdle(0): no connection is kept, so no hedge lane either
 	engine         []engine.Option // the pool knobs below, in the order given, for both pools
 }
 
@@ -156,7 +155,7 @@ func WithAuthPool(n int) Option { return optionFunc(func(c *config) { c.authPool
 // binds anew (Python ldappool's use_pool=False), for comparison and for
 // deployments that must not keep connections open. It is WithMaxIdle(0).
 func WithNoPool() Option {
-	return optionFunc(func(c *config) { c.noIdle = true; c.engine = append(c.engine, engine.WithMaxIdle(0)) })
+	return optionFunc(func(c *config) { c.engine = append(c.engine, engine.WithMaxIdle(0)) })
 }
 
 // WithPoolOptions passes options to the generic engine underneath.
@@ -215,9 +214,7 @@ func WithMinIdle(n int) Option { return engineOption(engine.WithMinIdle(n)) }
 
 // WithMaxIdle keeps at most n connections idle; one released past it is
 // closed. WithMaxIdle(0) is WithNoPool. Default: no bound but the max size.
-func WithMaxIdle(n int) Option {
-	return optionFunc(func(c *config) { c.noIdle = n == 0; c.engine = append(c.engine, engine.WithMaxIdle(n)) })
-}
+func WithMaxIdle(n int) Option { return engineOption(engine.WithMaxIdle(n)) }
 
 // WithHedging turns hedged reads on or off. With more than one server and
 // WithMaxSize above 1, a Search or Compare still unanswered after its

@@ -103,16 +103,15 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 		engine.WithOpsPerConn(1), engine.WithMaxInFlight(0),
 		engine.WithName(cfg.name+"/bind"))
 	var err error
-	if cfg.hedging && len(servers) > 1 && cfg.maxSize > 1 && !cfg.noIdle {
+	if split, laneOpts, slot, ok := hedgeSplit(cfg, len(servers), mainOpts); ok {
 		p.health.tails = true // before any connection: operations read it without a lock
-		// One of the WithMaxSize connections is the hedge lane's. Settings
-		// that need the whole size (WithMinIdle(n) of WithMaxSize(n)) leave
-		// the pool without a lane rather than fail.
-		if main, err := engine.New[*Conn](conn, append(slices.Clip(mainOpts), engine.WithMaxSize(cfg.maxSize-1))...); err == nil {
+		// Settings the split cannot honour (WithMinIdle(n-1) of a soft
+		// limit, say) leave the pool without a lane rather than fail.
+		if main, err := engine.New[*Conn](conn, append(slices.Clip(mainOpts), split...)...); err == nil {
 			p.main = main
-			lane := &hedgeLane{}
+			lane := &hedgeLane{slot: slot}
 			standby := &connector{cfg: &p.cfg, health: p.health, lane: lane}
-			if lane.pool, err = engine.New[*Conn](standby, laneOptions(slices.Clip(mainOpts), cfg.name, cfg.opsPerConn)...); err == nil {
+			if lane.pool, err = engine.New[*Conn](standby, append(slices.Clip(mainOpts), laneOpts...)...); err == nil {
 				p.lane = lane
 			} else {
 				main.Close(context.Background())
@@ -500,7 +499,7 @@ func (p *Pool) Stats() Stats {
 	if p.lane == nil {
 		return p.main.Stats()
 	}
-	return withLane(p.main.Stats(), p.lane.pool.Stats())
+	return withLane(p.main.Stats(), p.lane.pool.Stats(), p.lane.slot)
 }
 
 // AuthStats returns a snapshot of the bind lane (WithAuthPool).

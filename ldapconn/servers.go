@@ -1,6 +1,8 @@
 package ldapconn
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -223,10 +225,13 @@ func (h *health) servingFrom() int {
 	return h.serving
 }
 
-// operation counts an operation that ran on a connection to server i.
+// operation counts an operation that ran on a connection to server i. One
+// its caller gave up on (context.Canceled: a caller that left, or the copy
+// of a hedged read that the other copy answered first) is not the server's
+// error.
 func (h *health) operation(i int, err error) {
 	h.ops[i].Add(1)
-	if err != nil {
+	if err != nil && !errors.Is(err, context.Canceled) {
 		h.opErrors[i].Add(1)
 	}
 }
@@ -260,7 +265,7 @@ type ServerStatus struct {
 
 	// Counted since the pool was made.
 	Operations      uint64 // operations run on its connections, binds of Authenticate included
-	OperationErrors uint64 // of which returned an error, an LDAP result code (no such object, ...) included
+	OperationErrors uint64 // of which returned an error, an LDAP result code (no such object, ...) included; one its caller gave up on (context.Canceled) is not counted
 	Failovers       uint64 // connections opened to it because the servers before it in a dial's order failed
 	Hedged          uint64 // reads on it that were hedged: sent to another server too, after waiting long (WithHedging)
 	HedgesLost      uint64 // of which the other server answered first

@@ -13,20 +13,23 @@ import (
 )
 
 // Hedged reads. With more than one server, Search and Compare are hedged: a
-// read still unanswered after its server's hedge delay (hedgeAfter: twice
-// what the server usually takes, latency.go) is sent once more to another
-// server, the first answer wins and the other request is abandoned (an LDAP
-// Abandon for a search). A budget caps the extra requests at one read in
-// twenty (moveBudget); writes and binds are never hedged (rule 8).
+// read still unanswered after its server's hedge delay (hedgeAfter: its
+// recent 99th-percentile answer time, latency.go and tail.go) is sent once
+// more to another server, the first decisive answer wins and the other
+// request is abandoned (an LDAP Abandon for a search). A budget caps the
+// extra requests (moveBudget: a burst of up to moveBurst, then one read in
+// twenty); writes and binds are never hedged (rule 8).
 //
 // A hedge cannot wait for a dial: a dial and a bind take longer than the
 // read it hedges. So one of the WithMaxSize connections is kept apart, warm,
-// to another server than the one the pool serves from: the hedge lane, an
-// engine pool of one connection carrying up to WithOpsPerConn reads. The
-// service pool holds the others, so WithMaxSize still counts every service
-// connection. A hedge that wins marks the slow server (markSlow): reads go
-// to the lane first while it is marked, and the service pool's connections
-// to it are closed as their reads end, so new connections go elsewhere.
+// to another server (under Failover, one other than the server the pool
+// serves from): the hedge lane, an engine pool of one connection carrying up
+// to WithOpsPerConn reads. The service pool holds the others, so WithMaxSize,
+// a soft limit and WithMaxInFlight still count every service connection and
+// read (hedgeSplit). Hedges that win two in three of a server's hedged reads
+// mark it slow (hedgeWon): reads go to the lane first while it is marked,
+// and the service pool's connections to it are closed as their reads end,
+// so new connections go elsewhere.
 
 // errStandbyMisplaced is why the hedge lane's connection is closed when it
 // is open to the server the pool serves from (after a failover): it would

@@ -216,15 +216,19 @@ func WithMinIdle(n int) Option { return engineOption(engine.WithMinIdle(n)) }
 // closed. WithMaxIdle(0) is WithNoPool. Default: no bound but the max size.
 func WithMaxIdle(n int) Option { return engineOption(engine.WithMaxIdle(n)) }
 
-// WithHedging turns hedged reads on or off. With more than one server and
-// WithMaxSize above 1, a Search or Compare still unanswered after its
-// server's recent 99th-percentile answer time (or twice its usual time, if
-// sooner) is sent to another server as well; the first
-// answer wins and the other request is abandoned, at most one read in twenty
-// is sent twice, and writes and binds never are. One of the WithMaxSize
-// connections is then kept open to another server than the one the pool
-// serves from, to carry the hedges (a row of Stats). WithHedging(false) keeps
-// every connection on the servers the strategy picks. Default true.
+// WithHedging turns hedged reads on or off. With more than one server, a
+// Search or Compare still unanswered after its server's recent
+// 99th-percentile answer time (or twice its usual time, if sooner) is sent
+// to another server as well; the first answer wins (not a busy or
+// unavailable one) and the other request is abandoned. After a first burst
+// of up to 32, at most one read in twenty is sent twice; writes and binds
+// never are, nor anything inside Do. One of the WithMaxSize connections is
+// then kept open to another server (under Failover, one other than the
+// server the pool serves from) to carry the hedges, a row of Stats; a soft
+// limit and WithMaxInFlight count it too. There is no hedge lane, and so
+// no hedging, with one server, a size of 1, WithNoPool or WithMaxIdle(0),
+// WithMinIdle equal to the size, or WithMaxInFlight(1). WithHedging(false)
+// keeps every connection on the servers the strategy picks. Default true.
 func WithHedging(enabled bool) Option { return optionFunc(func(c *config) { c.hedging = enabled }) }
 
 // WithSoftLimit lets the service pool grow past its max size, up to n, while

@@ -347,10 +347,10 @@ func (p *Pool) lease(ctx context.Context, key engine.Key, r engine.Request) (*Le
 //
 // With more than one server, a search still unanswered after its server's
 // recent 99th-percentile answer time (or twice its usual time, if sooner)
-// is hedged (WithHedging): sent on the
-// hedge lane to another server too, the first answer wins and the other
-// search is abandoned (an LDAP Abandon); at most about one search in twenty
-// is sent twice. Hedges that win two in three of a server's hedged searches
+// is hedged (WithHedging): sent on the hedge lane to another server too,
+// the first answer wins (not a busy or unavailable one) and the other search
+// is abandoned (an LDAP Abandon); after a first burst of up to 32, at most
+// about one search in twenty is sent twice. Hedges that win two in three of a server's hedged searches
 // (three at least, within a second) mark it slow (ServerStatus.Slow): new
 // searches go to the hedge lane, and the pool's connections to it are
 // closed as their searches end, so that it dials elsewhere. Without a hedge

@@ -72,7 +72,6 @@ func TestSoftLimitCountsTheHedgeLane(t *testing.T) {
 func TestPoolOptionsSizesHoldWithTwoServers(t *testing.T) {
 	lat := ldaptest.WithLatency(func() time.Duration { return 5 * time.Millisecond })
 	primary, secondary := embedded(t, lat), embedded(t, lat)
-	//lint:ignore SA1019 deprecated, documented to still work
 	p := newPool(t, primary.URL()+","+secondary.URL(), admin, ldapconn.WithOpsPerConn(1),
 		ldapconn.WithPoolOptions(engine.WithMaxSize(2)))
 	if most, st := peakOpen(t, p, 8, 10, primary, secondary), p.Stats(); most > 2 || st.MaxSize != 2 {
@@ -80,7 +79,6 @@ func TestPoolOptionsSizesHoldWithTwoServers(t *testing.T) {
 	}
 
 	a, b := embedded(t), embedded(t)
-	//lint:ignore SA1019 deprecated, documented to still work
 	q := newPool(t, a.URL()+","+b.URL(), admin, ldapconn.WithPoolOptions(engine.WithMaxIdle(0)))
 	for range 30 {
 		if _, err := q.Search(t.Context(), searchUID("user1")); err != nil {

@@ -89,6 +89,12 @@ func (c *connector) connect(ctx context.Context, who identity) (conn *Conn, blin
 		if k := slices.Index(order, serving); k >= 0 {
 			order = append(slices.Delete(order, k, k+1), serving)
 		}
+		// And before it, every server the service pool holds connections
+		// to (the lane, closed for this dial, holds none): a hedge goes to
+		// another server than its read's.
+		slices.SortStableFunc(order, func(a, b int) int {
+			return cmpBool(c.health.open[a].Load() > 0, c.health.open[b].Load() > 0)
+		})
 	}
 	if len(order) == 0 {
 		// Every server is in its backoff, maybe after one reset or one
@@ -286,4 +292,15 @@ func (c *connector) Lifetime(conn *Conn, max time.Duration) time.Duration {
 func withContext(ctx context.Context, conn *Conn, fn func() error) error {
 	_, err := ctxtime.Call(ctx, func() (struct{}, error) { return struct{}{}, fn() }, func() { conn.ldap.Close() })
 	return err
+}
+
+// cmpBool orders false before true.
+func cmpBool(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case a:
+		return 1
+	}
+	return -1
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -114,14 +115,31 @@ func (p *Pool) keepStandby() {
 }
 
 // standbyBetterElsewhere reports whether the hedge lane's connection, open
-// to server, should move: the service pool serves from server (its last
-// dial went there), so that its reads could not be hedged there, and
-// another server is up. That one may be slow: hedges sent there lose until
-// it recovers, and then win, which is how the pool learns that it did
-// (hedgeWon). While the service pool still serves from a server marked
-// slow, the lane stays where it is, carrying the reads sent there first.
+// to server, should move, under Failover: the service pool serves from
+// server (its last dial went there), or holds connections there while
+// another server that is up has none of them, so that its reads there could
+// not be hedged; and another server is up. That one may be slow: hedges
+// sent there lose until it recovers, and then win, which is how the pool
+// learns that it did (hedgeWon). While the service pool still serves from a
+// server marked slow, the lane stays where it is, carrying the reads sent
+// there first.
 func (p *Pool) standbyBetterElsewhere(server int, now time.Time) bool {
-	return p.health.servingFrom() == server && p.health.anotherUp(server, now)
+	h := p.health
+	if !h.anotherUp(server, now) {
+		return false
+	}
+	if h.servingFrom() == server {
+		return true
+	}
+	if h.open[server].Load() <= 1 { // the lane's own: the service pool has none there
+		return false
+	}
+	for j := range h.servers {
+		if j != server && h.open[j].Load() == 0 && !h.isDown(j, now) {
+			return true
+		}
+	}
+	return false
 }
 
 // laneLease leases a share of the hedge lane's connection under ctx for a
@@ -270,13 +288,34 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 
 	// winner: 0 while neither has answered, 1 the original, 2 the hedge.
 	var (
-		winner atomic.Int32
-		hv     T
-		herr   error
-		marked bool // the hedge's win marked server slow
-		done   = make(chan struct{})
+		winner   atomic.Int32
+		hv       T
+		herr     error
+		marked   bool       // the hedge's win marked server slow
+		mu       sync.Mutex // orders the timer's re-arming with the end of op
+		finished bool       // op has ended: the timer does nothing more
+		waited   bool       // the timer was re-armed once, the server answering then
+		t        *time.Timer
+		done     = make(chan struct{}) // closed by the timer's last run
 	)
-	t := time.AfterFunc(after, func() {
+	mu.Lock()
+	t = time.AfterFunc(after, func() {
+		mu.Lock()
+		if finished {
+			mu.Unlock()
+			close(done)
+			return
+		}
+		if !waited && h.answeredWithin(server, hedgeQuiet) {
+			// The server is answering right now: most likely a burst of
+			// reads that will be answered in a moment, not a server that
+			// stopped. Look once more after half the delay.
+			waited = true
+			t.Reset(after / 2)
+			mu.Unlock()
+			return
+		}
+		mu.Unlock()
 		defer close(done)
 		if winner.Load() != 0 || !h.anotherUp(server, time.Now()) || !p.moves.spend() {
 			return
@@ -294,6 +333,7 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 			cancelOriginal()
 		}
 	})
+	mu.Unlock()
 	v, err := op(&client{l: c.l, ctx: octx})
 	// An answer ends the hedge; a connection that broke, or a server that
 	// said it cannot serve the read now, leaves a hedge already sent to
@@ -301,7 +341,11 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 	if (decisive(err) || ctx.Err() != nil || timedOut(err)) && winner.CompareAndSwap(0, 1) {
 		cancelHedge()
 	}
-	if !t.Stop() {
+	mu.Lock()
+	finished = true
+	stopped := t.Stop()
+	mu.Unlock()
+	if !stopped {
 		<-done // the hedge ran or is running: wait for its lease to go back
 	}
 	if winner.Load() != 2 {

@@ -255,3 +255,13 @@ const (
 	hedgeWinsToMark = 3
 	hedgeWinWindow  = time.Second
 )
+
+// hedgeQuiet is how recently a server must have answered a read for a
+// hedge of another of its reads to wait a little longer (hedged): a server
+// that answers is seldom one that stopped.
+const hedgeQuiet = time.Millisecond
+
+// answeredWithin reports whether server i answered an operation within d.
+func (h *health) answeredWithin(i int, d time.Duration) bool {
+	return time.Now().UnixNano()-h.activity[i].lastAnswer.Load() < int64(d)
+}

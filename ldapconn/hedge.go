@@ -146,8 +146,9 @@ func (p *Pool) standbyBetterElsewhere(server int, now time.Time) bool {
 // read whose other copy runs on server from (-1: none, the read goes there
 // first). It returns nil when that connection is to server from or to a
 // server that is down, or the lane is full, or (for a read sent there
-// first) it has no connection open or its server is marked slow too (its
-// read is hedged back on the service pool anyway). A hedge may wait
+// first) it has no connection open, or its server is marked slow too. A lane
+// connection that is misplaced (standbyBetterElsewhere) is doomed here too:
+// keepStandby cannot take a share of a lane that reads keep full. A hedge may wait
 // for the lane to dial: it is cancelled when the read it hedges is
 // answered.
 func (p *Pool) laneLease(ctx context.Context, from int) *Lease {
@@ -159,6 +160,12 @@ func (p *Pool) laneLease(ctx context.Context, from int) *Lease {
 		return nil
 	}
 	server, now := inner.Conn().server, time.Now()
+	if p.cfg.strategy == Failover && p.standbyBetterElsewhere(server, now) {
+		// Misplaced: no new reads on it, closed when those on it end, and
+		// the next check (keepStandby) dials it elsewhere. keepStandby may
+		// not get a share of it while reads fill it.
+		inner.Taint(errStandbyMisplaced)
+	}
 	if server == from || p.health.isDown(server, now) || (from < 0 && p.health.markedSlow(server, now)) {
 		inner.Release()
 		return nil

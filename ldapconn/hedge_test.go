@@ -187,10 +187,12 @@ func TestWorkMovesBackWhenTheOtherServerSlows(t *testing.T) {
 		p0, s0 := primary.Stats().Searches, secondary.Stats().Searches
 		var wg sync.WaitGroup
 		var failed atomic.Int64
-		for c := range 8 {
+		// 16 workers: as many reads as the hedge lane carries, so that
+		// reads sent to it first can fill it (then it must still move).
+		for c := range 16 {
 			wg.Go(func() {
-				for i := range 40 {
-					if _, err := p.Search(t.Context(), searchUID(fmt.Sprint("user", c*40+i))); err != nil {
+				for i := range 20 {
+					if _, err := p.Search(t.Context(), searchUID(fmt.Sprint("user", c*20+i))); err != nil {
 						failed.Add(1)
 					}
 				}

@@ -56,6 +56,22 @@ type Counters struct {
 	Closed           uint64        // connections whose close has returned, for any reason
 }
 
+// Plus returns the counters of two pools together, as of one pool made of
+// both (a wrapper that runs two engine pools as one reports them so):
+// every count is the sum, MaxWait the longer of the two.
+func (c Counters) Plus(o Counters) Counters {
+	return Counters{
+		Leases: c.Leases + o.Leases, Shares: c.Shares + o.Shares, Waits: c.Waits + o.Waits,
+		WaitTime: c.WaitTime + o.WaitTime, UseTime: c.UseTime + o.UseTime, CreateTime: c.CreateTime + o.CreateTime,
+		MaxWait: max(c.MaxWait, o.MaxWait), Timeouts: c.Timeouts + o.Timeouts, Exhausted: c.Exhausted + o.Exhausted,
+		Dials: c.Dials + o.Dials, DialErrors: c.DialErrors + o.DialErrors,
+		Validations: c.Validations + o.Validations, ValidationErrors: c.ValidationErrors + o.ValidationErrors,
+		Rebinds: c.Rebinds + o.Rebinds, RebindErrors: c.RebindErrors + o.RebindErrors,
+		Discards: c.Discards + o.Discards, Expiries: c.Expiries + o.Expiries, Dead: c.Dead + o.Dead,
+		IdleClosed: c.IdleClosed + o.IdleClosed, Closed: c.Closed + o.Closed,
+	}
+}
+
 // Opened returns how many connections were opened: Dials - DialErrors. For
 // a consistent snapshot Opened() == Closed + Open, plus dials in flight that
 // succeeded but were not yet counted.

@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -100,4 +101,35 @@ func TestObserverIsToldOfEachEvent(t *testing.T) {
 			t.Fatalf("created %v, waited %v, used %v; want [1s], [1s 4s], [4s 0s]", obs.created, obs.waited, obs.used)
 		}
 	})
+}
+
+// Plus adds every counter, so that a counter added to Counters later is not
+// silently left out of a two-pool total: each field is set to 1 in both and
+// must come out 2, but MaxWait, the longer of the two.
+func TestCountersPlusAddsEveryField(t *testing.T) {
+	var one engine.Counters
+	v := reflect.ValueOf(&one).Elem()
+	number := func(f reflect.Value) int64 {
+		if f.CanInt() {
+			return f.Int()
+		}
+		return int64(f.Uint())
+	}
+	for i := range v.NumField() {
+		if f := v.Field(i); f.CanInt() {
+			f.SetInt(1)
+		} else {
+			f.SetUint(1)
+		}
+	}
+	sum := reflect.ValueOf(one.Plus(one))
+	for i := range sum.NumField() {
+		want := int64(2)
+		if v.Type().Field(i).Name == "MaxWait" {
+			want = 1
+		}
+		if got := number(sum.Field(i)); got != want {
+			t.Errorf("Plus: %s = %d; want %d", v.Type().Field(i).Name, got, want)
+		}
+	}
 }

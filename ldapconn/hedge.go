@@ -3,6 +3,7 @@ package ldapconn
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -381,11 +382,11 @@ func withLane(s, l engine.Stats, slot int) engine.Stats {
 	s.Dialing += l.Dialing
 	s.Waiters += l.Waiters
 	timeouts := s.Timeouts // the lane's are hedges cancelled while they waited, not callers who gave up
-	s.Counters = addCounters(s.Counters, l.Counters)
+	s.Counters = s.Counters.Plus(l.Counters)
 	s.Timeouts = timeouts
-	keys := make(map[string]engine.KeyStats, len(s.Keys)+len(l.Keys))
-	for k, v := range s.Keys {
-		keys[k] = v
+	keys := maps.Clone(s.Keys)
+	if keys == nil {
+		keys = map[string]engine.KeyStats{}
 	}
 	for k, v := range l.Keys {
 		sum := keys[k]
@@ -400,18 +401,4 @@ func withLane(s, l engine.Stats, slot int) engine.Stats {
 		s.Conns = append(s.Conns, c)
 	}
 	return s
-}
-
-// addCounters adds two pools' counters; MaxWait is the longer of the two.
-func addCounters(a, b engine.Counters) engine.Counters {
-	return engine.Counters{
-		Leases: a.Leases + b.Leases, Shares: a.Shares + b.Shares, Waits: a.Waits + b.Waits,
-		WaitTime: a.WaitTime + b.WaitTime, UseTime: a.UseTime + b.UseTime, CreateTime: a.CreateTime + b.CreateTime,
-		MaxWait: max(a.MaxWait, b.MaxWait), Timeouts: a.Timeouts + b.Timeouts, Exhausted: a.Exhausted + b.Exhausted,
-		Dials: a.Dials + b.Dials, DialErrors: a.DialErrors + b.DialErrors,
-		Validations: a.Validations + b.Validations, ValidationErrors: a.ValidationErrors + b.ValidationErrors,
-		Rebinds: a.Rebinds + b.Rebinds, RebindErrors: a.RebindErrors + b.RebindErrors,
-		Discards: a.Discards + b.Discards, Expiries: a.Expiries + b.Expiries, Dead: a.Dead + b.Dead,
-		IdleClosed: a.IdleClosed + b.IdleClosed, Closed: a.Closed + b.Closed,
-	}
 }

@@ -106,13 +106,19 @@ func (p *Pool) keepStandby() {
 	if err != nil {
 		return // full (hedges are running on it), or no server to dial: next time
 	}
-	server, now := inner.Conn().server, time.Now()
-	if (p.health.isDown(server, now) && p.health.anotherUp(server, now)) ||
-		(p.cfg.strategy == Failover && p.standbyBetterElsewhere(server, now)) {
+	if p.laneMisplaced(inner.Conn().server, time.Now()) {
 		inner.Discard(errStandbyMisplaced)
 		return
 	}
 	inner.Release()
+}
+
+// laneMisplaced reports whether the hedge lane's connection, open to
+// server, should be closed and dialed elsewhere: server is down while
+// another is up, or (under Failover) standbyBetterElsewhere.
+func (p *Pool) laneMisplaced(server int, now time.Time) bool {
+	return (p.health.isDown(server, now) && p.health.anotherUp(server, now)) ||
+		(p.cfg.strategy == Failover && p.standbyBetterElsewhere(server, now))
 }
 
 // standbyBetterElsewhere reports whether the hedge lane's connection, open
@@ -148,7 +154,7 @@ func (p *Pool) standbyBetterElsewhere(server int, now time.Time) bool {
 // first). It returns nil when that connection is to server from or to a
 // server that is down, or the lane is full, or (for a read sent there
 // first) it has no connection open, or its server is marked slow too. A lane
-// connection that is misplaced (standbyBetterElsewhere) is doomed here too:
+// connection that is misplaced (laneMisplaced) is doomed here too:
 // keepStandby cannot take a share of a lane that reads keep full. A hedge may wait
 // for the lane to dial: it is cancelled when the read it hedges is
 // answered.
@@ -161,7 +167,7 @@ func (p *Pool) laneLease(ctx context.Context, from int) *Lease {
 		return nil
 	}
 	server, now := inner.Conn().server, time.Now()
-	if p.cfg.strategy == Failover && p.standbyBetterElsewhere(server, now) {
+	if p.laneMisplaced(server, now) {
 		// Misplaced: no new reads on it, closed when those on it end, and
 		// the next check (keepStandby) dials it elsewhere. keepStandby may
 		// not get a share of it while reads fill it.

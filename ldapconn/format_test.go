@@ -59,6 +59,19 @@ func TestNoPasswordIsPrinted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Two servers: a hedge lane, its row in the state table, and the
+	// servers' hedge counters.
+	second := embedded(t)
+	hedged := newPool(t, srv.URL()+","+second.URL(), bindOpt, ldapconn.WithMaxSize(4))
+	for range 20 {
+		if _, err := hedged.Search(t.Context(), searchUID("user1")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the hedge lane's connection", func() bool { return second.Stats().Open == 1 })
+	if !strings.Contains(hedged.String(), "(hedge lane)") {
+		t.Fatalf("the state table of a two-server pool has no hedge lane row:\n%s", hedged)
+	}
 
 	type nested struct {
 		Name  string
@@ -89,6 +102,9 @@ func TestNoPasswordIsPrinted(t *testing.T) {
 		"DoAs wrong password":        doAsErr,
 		"AllServersDownError":        downErr,
 		"*Pool of the down server":   down,
+		"*Pool with a hedge lane":    hedged,
+		"Stats with a hedge lane":    hedged.Stats(),
+		"ServerStatus, two servers":  hedged.Servers(),
 		"ServerStatus of the down":   down.Servers(),
 		"Stats of the down server":   down.Stats(),
 		"Lease.Key":                  l.Key(),

@@ -222,3 +222,79 @@ func TestWorkMovesBackWhenTheOtherServerSlows(t *testing.T) {
 		t.Fatalf("secondary slow: the primary served %d searches, the secondary %d; want most on the primary", ps, ss)
 	}
 }
+
+// Config.NoHedging (no_hedging, LDAP_NO_HEDGING) is WithHedging(false); a
+// value that is not a boolean is an error naming the variable.
+func TestConfigNoHedging(t *testing.T) {
+	primary, secondary := embedded(t), embedded(t)
+	t.Setenv("LDAP_SERVERS", primary.URL()+","+secondary.URL())
+	t.Setenv("LDAP_BIND_DN", ldaptest.AdminDN)
+	t.Setenv("LDAP_BIND_PASSWORD", ldaptest.AdminPassword)
+	t.Setenv("LDAP_MAX_SIZE", "4")
+	t.Setenv("LDAP_NO_HEDGING", "true")
+	c, err := ldapconn.ConfigFromEnv("")
+	if err != nil || !c.NoHedging {
+		t.Fatalf("ConfigFromEnv = %+v, %v; want NoHedging", c, err)
+	}
+	p := newPoolFromConfig(t, c)
+	if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
+		t.Fatal(err)
+	}
+	if st := p.Stats(); strings.Contains(st.String(), "hedge lane") || st.MaxSize != 4 {
+		t.Fatalf("no_hedging: a hedge lane, or MaxSize %d (want 4):\n%v", st.MaxSize, st)
+	}
+	t.Setenv("LDAP_NO_HEDGING", "perhaps")
+	if _, err := ldapconn.ConfigFromEnv(""); err == nil ||
+		err.Error() != `ldapconn: environment variable LDAP_NO_HEDGING="perhaps": not a boolean (true or false)` {
+		t.Fatalf("LDAP_NO_HEDGING=perhaps: %v", err)
+	}
+}
+
+// A read may run inside Do (a share of the service pool is held meanwhile)
+// and be hedged there, with the pool at its defaults: nothing waits for
+// itself.
+func TestSearchAndCompareNestedInDoWithAHedgeLane(t *testing.T) {
+	p, slow, _, secondary := hedgedPair(t, 2*time.Second)
+	before := secondary.Stats().Searches
+	slow.Store(1) // the nested search is stuck on the primary: it is hedged
+	err := p.Do(t.Context(), func(c ldap.Client) error {
+		if _, err := p.Search(t.Context(), searchUID("user2")); err != nil {
+			return fmt.Errorf("nested Search: %w", err)
+		}
+		if ok, err := p.Compare(t.Context(), ldaptest.UserDN(2), "uid", "user2"); err != nil || !ok {
+			return fmt.Errorf("nested Compare = %v, %v", ok, err)
+		}
+		_, err := c.Search(searchUID("user3"))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secondary.Stats().Searches == before {
+		t.Fatal("the nested search stuck on the primary was not answered by the secondary")
+	}
+}
+
+// The hedge lane's server restarting between calls (its connections
+// dropped) costs the callers nothing: the next reads succeed, and a read
+// stuck on the primary afterwards is still answered by a hedge.
+func TestHedgeLaneServerRestartBetweenCalls(t *testing.T) {
+	p, slow, _, secondary := hedgedPair(t, 2*time.Second)
+	if n := secondary.DropConnections(); n != 1 {
+		t.Fatalf("the secondary dropped %d connections; want the hedge lane's", n)
+	}
+	for range 20 {
+		if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
+			t.Fatalf("a search after the secondary's restart: %v", err)
+		}
+	}
+	waitFor(t, "the hedge lane's connection again", func() bool { return secondary.Stats().Open == 1 })
+	slow.Store(1)
+	start := time.Now()
+	if _, err := p.Search(t.Context(), searchUID("user2")); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > time.Second {
+		t.Fatalf("the stuck search took %v: no hedge after the secondary's restart", took)
+	}
+}

@@ -116,14 +116,9 @@ func TestUnwrittenStreamOnALeaseHoldsUpNobody(t *testing.T) {
 	defer l.Release()
 	c := l.Client()
 	srv.DropConnections()
+	waitFor(t, "the connection to see the server close it", c.IsClosing)
 	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 	defer cancel()
-	for !c.IsClosing() { // bounded by ctx
-		if ctx.Err() != nil {
-			t.Fatal("the connection never saw the server close it")
-		}
-		time.Sleep(time.Millisecond) // polling a condition
-	}
 	resp := c.SearchAsync(context.Background(), searchUID("user1"), 0)
 	done := make(chan error, 1)
 	go func() {

@@ -106,9 +106,8 @@ func TestCalibrateAgainstTheEmbeddedServer(t *testing.T) {
 		t.Fatalf("probe %+v, errors %v and %v; want searches and no errors", c.Probe, c.Predicted.Errors, c.Measured.Errors)
 	}
 	if !c.Probe.Steady() {
-		t.Logf("the server changed speed during the calibration (%.1f then %.1f ops/s): its ratios are not judged",
+		t.Skipf("the server changed speed during the calibration (%.1f then %.1f ops/s; a loaded machine): its ratios are not judged",
 			c.Probe.Throughput, c.Probe.ThroughputAfter)
-		return
 	}
 	if r := c.ThroughputRatio(); math.IsNaN(r) || r < 0.5 || r > 2 {
 		t.Errorf("predicted over measured throughput %.2f; want it within a factor of 2 at least", r)

@@ -151,25 +151,12 @@ func (b *LDAP) Server() ServerStats {
 // NewTarget implements Backend: an ldapconn.Pool over the directory.
 func (b *LDAP) NewTarget(pc PoolConfig) (Target, error) {
 	// The depth is always given: ldapconn's default is not the engine's.
-	opts := []ldapconn.Option{ldapconn.WithOpsPerConn(pc.depth())}
-	if pc.Size != 0 {
-		opts = append(opts, ldapconn.WithMaxSize(pc.Size))
-	}
-	if pc.MaxInFlight != 0 {
-		opts = append(opts, ldapconn.WithMaxInFlight(pc.MaxInFlight))
-	}
-	if pc.MinIdle != 0 {
-		opts = append(opts, ldapconn.WithMinIdle(pc.MinIdle))
-	}
-	if pc.WaitTimeout != 0 {
-		opts = append(opts, ldapconn.WithWaitTimeout(pc.WaitTimeout))
-	}
-	if pc.MaxLifetime != 0 {
-		opts = append(opts, ldapconn.WithMaxLifetime(pc.MaxLifetime))
-	}
-	if pc.FailFast {
-		opts = append(opts, ldapconn.WithFailFast())
-	}
+	pc.Depth = pc.depth()
+	opts := poolOptions(pc, optionSet[ldapconn.Option]{
+		size: ldapconn.WithMaxSize, depth: ldapconn.WithOpsPerConn, maxInFlight: ldapconn.WithMaxInFlight,
+		minIdle: ldapconn.WithMinIdle, waitTimeout: ldapconn.WithWaitTimeout, maxLifetime: ldapconn.WithMaxLifetime,
+		failFast: ldapconn.WithFailFast,
+	})
 	if len(pc.Options) > 0 {
 		//lint:ignore SA1019 PoolConfig.Options are engine options, for settings sim does not name
 		opts = append(opts, ldapconn.WithPoolOptions(pc.Options...))

@@ -104,16 +104,9 @@ func TestRunAgainstTheEmbeddedServerAtDepth(t *testing.T) {
 	if rep.Server.Peak > 2 || rep.Opened > 2 {
 		t.Errorf("server peak %d, pools opened %d; want at most the pool's 2 connections", rep.Server.Peak, rep.Opened)
 	}
-	// ldapconn puts several operations on a connection through Do once it
-	// multiplexes; until then each search has a connection of its own.
-	if rep.Shares > 0 && rep.PeakLeased <= 2 {
-		t.Errorf("%d shares handed out, yet at most %d searches in flight; want more than the 2 connections", rep.Shares, rep.PeakLeased)
-	}
-	var table strings.Builder
-	if err := rep.WriteTable(&table); err != nil {
-		t.Fatal(err)
-	}
-	if rep.Shares == 0 && !strings.Contains(table.String(), "no shares were handed out") {
-		t.Errorf("no shares, and the report does not say so:\n%s", table.String())
+	// ldapconn puts several operations on a connection through Do.
+	if rep.Shares == 0 || rep.PeakLeased <= 2 {
+		t.Errorf("%d shares handed out, at most %d searches in flight; want shares, and more in flight than the 2 connections",
+			rep.Shares, rep.PeakLeased)
 	}
 }

@@ -153,11 +153,13 @@ func TestModelConfigValidate(t *testing.T) {
 }
 
 // On the real clock, whose timers may be a millisecond coarse, the model's
-// operations must still last what they were drawn to: a median of a few
-// hundred microseconds, not the timer's millisecond, and a mean well below
-// the millisecond. (The mean alone moves with the machine's load: a
-// goroutine the scheduler runs late lengthens its operation whatever the
-// model does, and CI runs every package's tests at once.)
+// operations must still last about what they were drawn to: a median of a
+// few hundred microseconds, not the timer's millisecond. Only the median is
+// judged, and loosely (400 µs drawn, 360 to 600 µs taken): a loaded machine
+// runs some goroutines late whatever the model does, which moves the mean
+// and the tail (CI runs every package's tests at once). The exact arithmetic
+// of the overshoot carried into the next draw is tested on a fake clock
+// (clock_internal_test.go).
 func TestModelSubMillisecondLatencyOnTheRealClock(t *testing.T) {
 	const mean = 400 * time.Microsecond
 	m := newModel(t, sim.ModelConfig{Latency: sim.Latency{Dist: sim.Constant, Mean: mean}})
@@ -170,13 +172,9 @@ func TestModelSubMillisecondLatencyOnTheRealClock(t *testing.T) {
 	if rep.OpLatency.Count < 200 {
 		t.Fatalf("%d operations in 300ms; want a few hundred to average over", rep.OpLatency.Count)
 	}
-	if got := rep.OpLatency.P50; got < mean*9/10 || got > mean*11/10 {
-		t.Fatalf("median operation time %v over %d operations; want %v ± 10%% (timer granularity %v)",
-			got, rep.OpLatency.Count, mean, m.TimerGranularity())
-	}
-	if got := rep.OpLatency.Mean; got > mean*3/2 {
-		t.Fatalf("mean operation time %v over %d operations; want at most %v, well below the timer's %v",
-			got, rep.OpLatency.Count, mean*3/2, m.TimerGranularity())
+	if got := rep.OpLatency.P50; got < mean*9/10 || got > mean*3/2 {
+		t.Fatalf("median operation time %v over %d operations; want %v to %v, well below the timer's %v",
+			got, rep.OpLatency.Count, mean*9/10, mean*3/2, m.TimerGranularity())
 	}
 }
 

@@ -88,29 +88,45 @@ func (pc PoolConfig) depth() int {
 
 // EngineOptions returns pc as engine options.
 func (pc PoolConfig) EngineOptions() []engine.Option {
-	var opts []engine.Option
-	if pc.Size != 0 {
-		opts = append(opts, engine.WithMaxSize(pc.Size))
+	return append(poolOptions(pc, optionSet[engine.Option]{
+		size: engine.WithMaxSize, depth: engine.WithOpsPerConn, maxInFlight: engine.WithMaxInFlight,
+		minIdle: engine.WithMinIdle, waitTimeout: engine.WithWaitTimeout, maxLifetime: engine.WithMaxLifetime,
+		failFast: engine.WithFailFast,
+	}), pc.Options...)
+}
+
+// optionSet is one package's constructors of the options PoolConfig names
+// (engine's, or ldapconn's, which re-declares them).
+type optionSet[O any] struct {
+	size, depth, maxInFlight, minIdle func(int) O
+	waitTimeout, maxLifetime          func(time.Duration) O
+	failFast                          func() O
+}
+
+// poolOptions returns the settings of pc that are set as options of set's
+// package, in one order for both packages.
+func poolOptions[O any](pc PoolConfig, set optionSet[O]) []O {
+	var opts []O
+	for _, n := range []struct {
+		v    int
+		with func(int) O
+	}{{pc.Size, set.size}, {pc.Depth, set.depth}, {pc.MaxInFlight, set.maxInFlight}, {pc.MinIdle, set.minIdle}} {
+		if n.v != 0 {
+			opts = append(opts, n.with(n.v))
+		}
 	}
-	if pc.Depth != 0 {
-		opts = append(opts, engine.WithOpsPerConn(pc.Depth))
-	}
-	if pc.MaxInFlight != 0 {
-		opts = append(opts, engine.WithMaxInFlight(pc.MaxInFlight))
-	}
-	if pc.MinIdle != 0 {
-		opts = append(opts, engine.WithMinIdle(pc.MinIdle))
-	}
-	if pc.WaitTimeout != 0 {
-		opts = append(opts, engine.WithWaitTimeout(pc.WaitTimeout))
-	}
-	if pc.MaxLifetime != 0 {
-		opts = append(opts, engine.WithMaxLifetime(pc.MaxLifetime))
+	for _, d := range []struct {
+		v    time.Duration
+		with func(time.Duration) O
+	}{{pc.WaitTimeout, set.waitTimeout}, {pc.MaxLifetime, set.maxLifetime}} {
+		if d.v != 0 {
+			opts = append(opts, d.with(d.v))
+		}
 	}
 	if pc.FailFast {
-		opts = append(opts, engine.WithFailFast())
+		opts = append(opts, set.failFast())
 	}
-	return append(opts, pc.Options...)
+	return opts
 }
 
 // modelKey is the one key a model pool leases for: the simulated service

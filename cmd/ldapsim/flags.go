@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -288,11 +289,7 @@ func (o *options) checkWorkload() error {
 		return bad("workload", w.Kind, "want closed, poisson, burst or multiprocess")
 	}
 	for _, name := range []string{"clients", "think", "rate", "burst-size", "burst-every", "processes", "threads"} {
-		used := false
-		for _, u := range uses {
-			used = used || u == name
-		}
-		if o.set[name] && !used {
+		if o.set[name] && !slices.Contains(uses, name) {
 			return bad(name, o.flagValue(name), fmt.Sprintf("not used by -workload %s (it uses -%s)", w.Kind, strings.Join(uses, ", -")))
 		}
 	}
@@ -346,47 +343,11 @@ func (o *options) checkPool() error {
 // flagValue returns a flag's value as given, for error messages; a password
 // is never printed.
 func (o *options) flagValue(name string) string {
-	switch name {
-	case "bind-password":
+	if name == "bind-password" {
 		return "(hidden)"
-	case "bind-dn":
-		return o.bindDN
-	case "search-base":
-		return o.searchBase
-	case "connect-cost":
-		return o.model.ConnectCost.String()
-	case "max-server-conns":
-		return strconv.Itoa(o.model.MaxConns)
-	case "server-concurrency":
-		return strconv.Itoa(o.model.Concurrency)
-	case "latency-sigma":
-		return strconv.FormatFloat(o.model.Latency.Sigma, 'g', -1, 64)
-	case "fault":
-		var s []string
-		for _, f := range o.model.Faults {
-			s = append(s, f.String())
-		}
-		return strings.Join(s, ",")
-	case "latency":
-		return string(o.model.Latency.Dist)
-	case "latency-mean":
-		return o.model.Latency.Mean.String()
-	case "sweep", "sweep-depth", "target-p99", "chart":
-		return o.fs.Lookup(name).Value.String()
-	case "clients":
-		return strconv.Itoa(o.workload.Clients)
-	case "think":
-		return o.workload.Think.String()
-	case "rate":
-		return strconv.FormatFloat(o.workload.Rate, 'g', -1, 64)
-	case "burst-size":
-		return strconv.Itoa(o.workload.BurstSize)
-	case "burst-every":
-		return o.workload.BurstEvery.String()
-	case "processes":
-		return strconv.Itoa(o.workload.Processes)
-	case "threads":
-		return strconv.Itoa(o.workload.Threads)
+	}
+	if f := o.fs.Lookup(name); f != nil {
+		return f.Value.String()
 	}
 	return ""
 }

@@ -183,7 +183,7 @@ func (p *Pool[C]) newLease(r result[C], scoped bool) (*lease.Lease[C], error) {
 	if r.err != nil {
 		return nil, r.err
 	}
-	info := lease.Info{Key: r.key, LeasedAt: r.leasedAt, Reused: r.reused}
+	info := lease.Info{Key: r.key, LeasedAt: r.leasedAt, Reused: r.reused, Shared: r.shared}
 	if scoped {
 		return lease.NewScoped(r.conn, p.leases, r.e, info), nil
 	}

@@ -177,7 +177,7 @@ func (p *Pool) laneLease(ctx context.Context, from int) *Lease {
 		inner.Release()
 		return nil
 	}
-	return newLease(inner, p, ctx, p.service.Credentials.(identity), p.cfg.opsPerConn > 1)
+	return newLease(inner, p, ctx, p.service.Credentials.(identity), inner.Shared())
 }
 
 // copyOf is one copy of a hedged read: it runs op under ctx on a

@@ -339,7 +339,7 @@ func (p *Pool) lease(ctx context.Context, key engine.Key, r engine.Request) (*Le
 		}
 		return nil, p.unwrapCredentials(err)
 	}
-	return newLease(inner, p, ctx, key.Credentials.(identity), r.Share && !r.Fresh && p.cfg.opsPerConn > 1), nil
+	return newLease(inner, p, ctx, key.Credentials.(identity), inner.Shared()), nil
 }
 
 // Search runs one search as the service identity through Do, so a search

@@ -13,6 +13,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/fairpool/ldappool/engine"
 	"github.com/fairpool/ldappool/ldapconn"
 	"github.com/fairpool/ldappool/ldaptest"
 )
@@ -259,5 +260,24 @@ func TestMaxInFlightCapsDoAtTheEntryPoint(t *testing.T) {
 	}
 	if err := g.Wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Whether a lease is a share is the engine's decision, whatever option set
+// the depth: with WithOpsPerConn(1) overridden by the engine's own
+// WithOpsPerConn(8) (WithPoolOptions), Do's connection is shared, and a Bind
+// on it is refused (rule 5) rather than run under another caller's search.
+func TestDepthSetThroughPoolOptionsStillRefusesBindsOnShares(t *testing.T) {
+	srv := embedded(t)
+	p := newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(1), ldapconn.WithOpsPerConn(1),
+		ldapconn.WithPoolOptions(engine.WithOpsPerConn(8)))
+	err := p.Do(t.Context(), func(c ldap.Client) error {
+		return c.Bind(ldaptest.UserDN(1), ldaptest.UserPassword(1))
+	})
+	if !errors.Is(err, ldapconn.ErrSharedConnection) {
+		t.Fatalf("Bind inside Do on a pool whose engine shares connections: %v; want ErrSharedConnection", err)
+	}
+	if n := srv.Stats().Binds; n != 1 {
+		t.Fatalf("the server saw %d binds; want the pool's own one", n)
 	}
 }

@@ -55,6 +55,7 @@ type Info struct {
 	Key      string    // the key's printable name (never a secret)
 	LeasedAt time.Time // when the pool handed the connection out
 	Reused   bool      // the connection served an earlier lease
+	Shared   bool      // a share: other leases may hold the connection at the same time
 }
 
 // Lease is one connection lent by a pool. Its methods are safe for
@@ -144,6 +145,12 @@ func (l *Lease[C]) LeasedAt() time.Time { return l.info.LeasedAt }
 // to being dialed for this one. A broken reused connection is worth one retry
 // on a fresh one; a broken fresh one is not.
 func (l *Lease[C]) Reused() bool { return l.info.Reused }
+
+// Shared reports whether the lease is a share of a connection that other
+// leases may hold at the same time, as the pool decided it (its depth above
+// 1 and a share asked for): its holder must not change the connection's
+// state for the others.
+func (l *Lease[C]) Shared() bool { return l.info.Shared }
 
 // Done reports whether Release or Discard has been called.
 func (l *Lease[C]) Done() bool { return l.s.done.Load() }

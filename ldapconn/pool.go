@@ -559,16 +559,28 @@ func (p *Pool) suspect(i int, cause error) {
 		p.health.down(i, cause, time.Now())
 		return
 	}
-	p.goProbe(fmt.Sprint("timeout ", i), func() {
-		if err := p.probeWithin(i, p.cfg.opTimeout); err != nil {
-			p.health.down(i, fmt.Errorf("%w (a probe after: %v)", err, cause), time.Now())
+	p.probeServer(i, p.cfg.opTimeout, func(err error) {
+		p.health.down(i, fmt.Errorf("%w (a probe after: %v)", err, cause), time.Now())
+	})
+}
+
+// probeServer probes server i within d (probeWithin) on a goroutine that
+// Close waits for, and calls failed with the probe's error if it got no
+// answer. Suspicions of one server at once, whatever raised them (an
+// operation timeout, the stall watchdog), share one probe (singleflight),
+// so one probe connection at most is open to a server.
+func (p *Pool) probeServer(i int, d time.Duration, failed func(error)) {
+	p.goProbe("", func() {
+		_, err, _ := p.probes.Do(fmt.Sprint("probe ", i), func() (any, error) { return nil, p.probeWithin(i, d) })
+		if err != nil {
+			failed(err)
 		}
 	})
 }
 
-// goProbe runs probe on a goroutine that Close waits for, unless a probe of
-// the same name is running (singleflight: concurrent suspicions of one
-// server make one probe) or the pool is closing.
+// goProbe runs probe on a goroutine that Close waits for, unless the pool is
+// closing, and unless a probe of the same name is running (singleflight);
+// with name "" every call runs (probeServer shares its probes itself).
 func (p *Pool) goProbe(name string, probe func()) {
 	p.probeMu.Lock()
 	defer p.probeMu.Unlock()
@@ -578,6 +590,10 @@ func (p *Pool) goProbe(name string, probe func()) {
 	p.probing.Add(1)
 	go func() {
 		defer p.probing.Done()
+		if name == "" {
+			probe()
+			return
+		}
 		p.probes.Do(name, func() (any, error) { probe(); return nil, nil })
 	}()
 }

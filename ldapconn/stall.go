@@ -207,14 +207,9 @@ func (p *Pool) watchStalls() {
 // time; a server that does not answer is marked down and its connections
 // closed.
 func (p *Pool) stallProbe(i int) {
-	p.goProbe(fmt.Sprint("stall ", i), func() {
-		if !p.health.stalled(i, time.Now()) {
-			return // it answered meanwhile
-		}
-		if err := p.probeWithin(i, p.health.stallAfter(i)); err != nil {
-			p.health.down(i, fmt.Errorf("%w; a probe: %v", errStalled, err), time.Now())
-			p.health.closeAll(i)
-		}
+	p.probeServer(i, p.health.stallAfter(i), func(err error) {
+		p.health.down(i, fmt.Errorf("%w; a probe: %v", errStalled, err), time.Now())
+		p.health.closeAll(i)
 	})
 }
 

@@ -48,7 +48,7 @@ type result[C any] struct {
 	key      string
 	leasedAt time.Time
 	reused   bool
-	shared   bool // a share of a connection that carries others at once (opsPerConn above 1)
+	shared   bool // a share (Get makes a share only when opsPerConn is above 1)
 	err      error
 	// free says that nothing of the supervisor's refers to the waiter any
 	// more (no dial is in flight for it, no close makes room for it), so

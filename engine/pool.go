@@ -208,17 +208,7 @@ func (g *giveBack[C]) Return(handle any, err error) {
 // connection, the error wraps both fn's error and the lease's, so errors.Is
 // and errors.As see each. A panic in fn discards the connection and goes on.
 func (p *Pool[C]) Do(ctx context.Context, key Key, fn func(l *lease.Lease[C]) error) error {
-	return p.do(ctx, key, false, fn)
-}
-
-// DoShared is Do on a share (see Share) instead of a whole connection; its
-// one more call, after a broken connection, is on a whole fresh one.
-func (p *Pool[C]) DoShared(ctx context.Context, key Key, fn func(l *lease.Lease[C]) error) error {
-	return p.do(ctx, key, p.cfg.opsPerConn > 1, fn)
-}
-
-func (p *Pool[C]) do(ctx context.Context, key Key, share bool, fn func(l *lease.Lease[C]) error) error {
-	l, err := p.lease(ctx, key, false, share, true)
+	l, err := p.lease(ctx, key, false, false, true)
 	if err != nil {
 		return err
 	}

@@ -102,9 +102,6 @@ func (t *table[C]) move(e *entry[C], st entryState) {
 
 // drop frees e's slot once its Close has returned.
 func (t *table[C]) drop(e *entry[C]) {
-	if e.sharing() {
-		t.unshare(e)
-	}
 	if e.state == eIdle {
 		t.unstack(e)
 	}

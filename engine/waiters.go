@@ -194,7 +194,7 @@ func (s *supervisor[C]) deliver(w *waiter[C], e *entry[C]) {
 	w.state = wDone
 	s.answered(w)
 	w.reply <- result[C]{e: e, conn: e.conn, key: e.key.Name, leasedAt: now, reused: e.uses > 1,
-		shared: w.share && s.cfg.opsPerConn > 1, free: w.free()}
+		shared: w.share, free: w.free()}
 	s.debug("lease", e)
 }
 

@@ -198,7 +198,8 @@ func WithOpsPerConn(n int) Option { return optionFunc(func(c *config) { c.opsPer
 
 // WithMaxInFlight caps the shares out at once across the pool, whatever
 // their connections could carry; a share past it waits its turn (or fails
-// at once with WithFailFast). Default 0: WithMaxSize × WithOpsPerConn.
+// at once with WithFailFast). Default 0: WithMaxSize (or WithSoftLimit, if
+// set) × WithOpsPerConn.
 func WithMaxInFlight(n int) Option { return optionFunc(func(c *config) { c.maxInFlight = n }) }
 
 // validate checks each option with its own name and the value it was given.
@@ -267,7 +268,7 @@ func (c *config) validate() error {
 type Sizes struct {
 	MaxSize, MinIdle, SoftLimit, OpsPerConn int
 	MaxIdle                                 int // -1: no bound but MaxSize; 0: close every connection on release
-	MaxInFlight                             int // 0: MaxSize × OpsPerConn
+	MaxInFlight                             int // 0: max(MaxSize, SoftLimit) × OpsPerConn
 }
 
 // ResolveSizes applies opts, in order, to the defaults and returns the

@@ -21,7 +21,7 @@ type Stats struct {
 	Shared      int    // of InUse, connections carrying shares (Pool.Share)
 	InFlight    int    // shares out: operations in flight on shared connections
 	OpsPerConn  int    // WithOpsPerConn: shares a connection carries at most
-	MaxInFlight int    // WithMaxInFlight, or MaxSize × OpsPerConn by default
+	MaxInFlight int    // WithMaxInFlight, or the larger of MaxSize and the soft limit × OpsPerConn by default
 	Checking    int    // open and being validated or rebound
 	Closing     int    // being closed: they count against MaxSize until their close returns
 	Dialing     int    // dials in flight

@@ -84,7 +84,7 @@ type Config struct {
 	AuthPoolSize int  `json:"auth_pool_size,omitempty" yaml:"auth_pool_size,omitempty"` // WithAuthPool; 2
 	MaxDialing   int  `json:"max_dialing,omitempty" yaml:"max_dialing,omitempty"`       // WithMaxDialing; 4
 	OpsPerConn   int  `json:"ops_per_conn,omitempty" yaml:"ops_per_conn,omitempty"`     // WithOpsPerConn; 16
-	MaxInFlight  int  `json:"max_in_flight,omitempty" yaml:"max_in_flight,omitempty"`   // WithMaxInFlight; 0: MaxSize × OpsPerConn
+	MaxInFlight  int  `json:"max_in_flight,omitempty" yaml:"max_in_flight,omitempty"`   // WithMaxInFlight; 0: max(MaxSize, SoftLimit) × OpsPerConn
 
 	FailFast          bool `json:"fail_fast,omitempty" yaml:"fail_fast,omitempty"`                     // WithFailFast
 	NoPool            bool `json:"no_pool,omitempty" yaml:"no_pool,omitempty"`                         // WithNoPool

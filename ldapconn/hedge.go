@@ -257,28 +257,13 @@ func hedgedRead[T any](p *Pool, ctx context.Context, op func(*client) (T, error)
 			// retry.
 		}
 	}
-	for tries := 0; ; tries++ {
-		var (
-			v     T
-			moved bool
-		)
-		err := p.Do(ctx, func(c ldap.Client) error {
-			cl := c.(*client)
-			server := cl.l.inner.Conn().server
-			if tries <= p.cfg.maxSize && p.health.markedSlow(server, time.Now()) {
-				cl.l.inner.Taint(errMoved) // no new reads on it; closed when its reads end
-				moved = true
-				return errMoved
-			}
-			moved = false
-			var err error
-			v, err = hedged(cl, op, onLane[T](p, server))
-			return err
-		})
-		if !moved {
-			return v, err
-		}
-	}
+	var v T
+	err := p.doOffSlow(ctx, func(c *client) error {
+		var err error
+		v, err = hedged(c, op, onLane[T](p, c.l.inner.Conn().server))
+		return err
+	})
+	return v, err
 }
 
 // hedged runs op on c's connection and, if its server has not answered

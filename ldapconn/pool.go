@@ -221,11 +221,14 @@ func (p *Pool) unwrapCredentials(err error) error {
 // (SearchWithPaging) takes turns with other paged searches on the
 // connection, since servers keep one paging state per connection.
 //
-// fn may call Authenticate (binds have their own lane). It must not take a
-// second service connection (Lease, Do, Search) of the same pool: with every
-// connection held by callers doing the same, each would wait for itself
-// until its context ends. A stream fn leaves undrained is ended: its
-// connection is closed.
+// fn may call Authenticate (binds have their own lane). It may call Search,
+// Compare or Do of the same pool, which take another share (of WithOpsPerConn
+// on a connection, WithMaxInFlight in all); but not Lease, LeaseAs or DoAs,
+// which wait for a whole connection, and not so deep that every share is
+// held by callers waiting for one: each would then wait for itself until its
+// context ends. A stream fn leaves undrained is ended: on a share it is
+// abandoned at the server and the connection kept; on a whole connection
+// (WithOpsPerConn(1)) the connection is closed.
 func (p *Pool) Do(ctx context.Context, fn func(ldap.Client) error) error {
 	if p.closed.Load() {
 		return closedError("Do")
@@ -385,32 +388,40 @@ func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Searc
 		return res, err
 	}
 	// Moved off a slow server: once more, on a connection to another one,
-	// with Do's usual retry and nothing moved again. An idle connection to
-	// a server marked slow is passed over (closed), so the lease dials, and
-	// the dial order puts the marked server last.
+	// with Do's usual retry and nothing moved again.
+	err = p.doOffSlow(ctx, func(c *client) error {
+		var err error
+		res, err = c.Search(req)
+		return err
+	})
+	return res, err
+}
+
+// doOffSlow runs read through Do on a service connection to a server that
+// is not marked slow: one to a server marked slow is passed over and closed
+// once its reads end, as many times as the pool has connections, so that
+// the pool dials elsewhere (the dial order puts the marked server last).
+// read never returns errMoved.
+func (p *Pool) doOffSlow(ctx context.Context, read func(*client) error) error {
 	for tries := 0; ; tries++ {
-		err = p.Do(ctx, func(c ldap.Client) error {
-			l := c.(*client).l
-			// Each pass closes a connection to the slow server (when its
-			// shares are done): past WithMaxSize of them a connection
-			// elsewhere is dialed.
-			if tries <= p.cfg.maxSize && p.health.markedSlow(l.inner.Conn().server, time.Now()) {
-				l.inner.Taint(errMoved)
+		err := p.Do(ctx, func(c ldap.Client) error {
+			cl := c.(*client)
+			if tries <= p.cfg.maxSize && p.health.markedSlow(cl.l.inner.Conn().server, time.Now()) {
+				cl.l.inner.Taint(errMoved) // no new reads on it; closed when its reads end
 				return errMoved
 			}
-			var err error
-			res, err = c.Search(req)
-			return err
+			return read(cl)
 		})
 		if !errors.Is(err, errMoved) {
-			return res, err
+			return err
 		}
 	}
 }
 
 // Compare runs one compare as the service identity through Do: it reports
-// whether the entry dn has attribute equal to value. With more than one
-// server it is hedged as Search is.
+// whether the entry dn has attribute equal to value. With a hedge lane
+// (WithHedging, more than one server) it is hedged as Search is; without
+// one it is neither hedged nor moved.
 func (p *Pool) Compare(ctx context.Context, dn, attribute, value string) (bool, error) {
 	if p.lane != nil {
 		return hedgedRead(p, ctx, func(c *client) (bool, error) { return c.Compare(dn, attribute, value) })

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-ldap/ldap/v3"
+
 	"github.com/fairpool/ldappool/ldapconn"
 	"github.com/fairpool/ldappool/ldaptest"
 	"github.com/fairpool/ldappool/ldaptest/slapd"
@@ -124,6 +126,26 @@ func TestOneSlowOperationIsNotAStall(t *testing.T) {
 	if !s.Up || s.Failures != 0 || primary.Stats().Searches < before+5 {
 		t.Fatalf("primary %+v served %d of the 5 searches after; want the slow primary left up and used",
 			s, primary.Stats().Searches-before)
+	}
+
+	// Through Do, which is never hedged, the slow operation stays in flight
+	// the whole 700 ms: the stall watchdog sees the primary answer nothing
+	// for longer than it waits, its probe gets an answer, and the primary
+	// stays up.
+	slow.Store(1)
+	start = time.Now()
+	err := p.Do(t.Context(), func(c ldap.Client) error {
+		_, err := c.Search(searchUID("user4"))
+		return err
+	})
+	if err != nil {
+		t.Fatalf("the slow search through Do: %v", err)
+	}
+	if took := time.Since(start); took < 700*time.Millisecond {
+		t.Fatalf("the slow search through Do took %v: it did not wait for the slow primary", took)
+	}
+	if s := p.Servers()[0]; !s.Up || s.Failures != 0 {
+		t.Fatalf("primary %+v after a 700ms search through Do; want it left up: a slow operation is not a stall", s)
 	}
 }
 

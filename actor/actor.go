@@ -58,8 +58,10 @@ func StartBatched[M any](buffer, max int, handle func(M), flush func() (busy boo
 }
 
 // spins is how many times a busy loop yields before it parks on an empty
-// mailbox. Measured on 2 cores with 64 goroutines sharing 4 connections, 2
-// yields took a third off a lease's cost, 4 a little more, 8 and 16 no more.
+// mailbox. Measured on 2 cores with 64 goroutines sharing 4 connections
+// (engine's BenchmarkLeaseRelease, par=64, with this constant edited), 2
+// yields took a third off a lease's cost, 4 a little more, 8 and 16 no more
+// (docs/benchmarks.md, run F).
 const spins = 4
 
 func (a *Actor[M]) loop(max int, handle func(M), flush func() bool) {

@@ -61,12 +61,12 @@ the server model to a real server and checks its prediction against it.
 Usage:
   ldapsim [flags]
 
-With no flags it runs 16 closed-loop clients on a pool of 4 against the
-embedded LDAP server for 15 seconds. Examples:
+With no flags it runs 16 closed-loop clients on a pool of 4 (16 operations
+per connection) against the embedded LDAP server for 15 seconds. Examples:
 
   ldapsim -target model -latency lognormal -latency-mean 2ms -sweep 1,2,4,8,16 -target-p99 5ms -chart sizing.svg
   ldapsim -target model -server-concurrency 8 -clients 64 -sweep 1,2,4 -sweep-depth 1,4,16 -target-p99 5ms
-  ldapsim -workload multiprocess -processes 8 -threads 4 -pool-size 4
+  ldapsim -workload multiprocess -processes 8 -threads 4 -pool-size 4 -depth 1
   ldapsim -calibrate -target slapd
   ldapsim -target model -fault down:5s-8s,slow:10s-12s,drop:9s
   ldapsim -target ldaps://ldap.example.org -bind-dn cn=svc,dc=example,dc=org -bind-password "$PW" -search-base ou=people,dc=example,dc=org

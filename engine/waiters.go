@@ -14,14 +14,10 @@ func (s *supervisor[C]) onLease(w *waiter[C]) {
 		return
 	}
 	w.since = s.now
-	if s.waiters.Len() == 0 && !w.fresh && !s.cfg.validateOnLease && (!w.share || s.inFlight < s.shareCap) {
+	if s.waiters.Len() == 0 && !w.fresh && !s.cfg.validateOnLease && s.servable(w) {
 		// The common case: nobody waits and a connection of the key is
 		// idle, or, for a share, carries fewer than its depth.
-		e := s.popIdle(w.key.Name)
-		if e == nil && w.share {
-			e = s.conns.leastLoaded(w.key.Name, s.cfg.opsPerConn, s.now)
-		}
-		if e != nil {
+		if e := s.take(w); e != nil {
 			s.deliver(w, e)
 			return
 		}
@@ -66,17 +62,14 @@ func (s *supervisor[C]) dispatch() {
 	for el := s.waiters.Front(); el != nil; {
 		w, next := el.Value, el.Next()
 		w.covered = false
-		if w.share && s.inFlight >= s.shareCap {
+		if !s.servable(w) {
 			if !w.dialing && !w.room {
 				return
 			}
 			el = next
 			continue
 		}
-		e := s.popIdle(w.key.Name)
-		if e == nil && w.share && !w.fresh {
-			e = s.conns.leastLoaded(w.key.Name, s.cfg.opsPerConn, s.now)
-		}
+		e := s.take(w)
 		switch {
 		case e != nil:
 			s.waiters.Remove(el)
@@ -112,6 +105,17 @@ func (s *supervisor[C]) covered(w *waiter[C]) bool {
 // popIdle returns the most recently used idle connection of key, closing on
 // the way any past their lifetime or that the Connector's Liveness finds
 // dead. The caller gives it its next state.
+// take returns a connection w may have at once, without a dial: an idle one
+// of its key, or for a share the least-loaded one of its key below its
+// depth; nil if there is none.
+func (s *supervisor[C]) take(w *waiter[C]) *entry[C] {
+	e := s.popIdle(w.key.Name)
+	if e == nil && w.share {
+		e = s.conns.leastLoaded(w.key.Name, s.cfg.opsPerConn, s.now)
+	}
+	return e
+}
+
 func (s *supervisor[C]) popIdle(key string) *entry[C] {
 	for e := s.conns.top(key); e != nil; e = s.conns.top(key) {
 		switch {

@@ -77,14 +77,17 @@ func (s *supervisor[C]) onDialed(m message[C]) {
 	if w == nil {
 		s.back.Reset()
 	}
+	// The connection goes to the oldest waiter of its key, which is w unless
+	// two dials for the key finished out of order: strict FIFO. w, if
+	// younger, waits on (a dial's error, though, is w's alone).
+	var oldest *waiter[C]
+	if !s.closed && w != nil && w.state == wQueued {
+		oldest = s.oldestWaiting(m.key.Name)
+	}
 	switch {
 	case s.closed:
 		s.closeEntry(e, "pool closed")
-	case w != nil && w.state == wQueued && s.servable(s.oldestWaiting(m.key.Name)):
-		// The connection goes to the oldest waiter of its key, which is w
-		// unless two dials for the key finished out of order: strict FIFO.
-		// w, if younger, waits on (a dial's error, though, is w's alone).
-		oldest := s.oldestWaiting(m.key.Name)
+	case oldest != nil && s.servable(oldest):
 		s.waiters.Remove(oldest.elem)
 		s.deliver(oldest, e)
 	default:

@@ -73,12 +73,11 @@ type waiter[C any] struct {
 	reply   chan result[C]
 	since   time.Time
 	state   waiterState
-	dialing bool                    // a dial started on its behalf is in flight
-	room    bool                    // an idle connection of another key is closing to make room for its dial
-	covered bool                    // a share dial in flight brings room for it (set by dispatch)
-	waited  bool                    // it was not answered as soon as it arrived
-	elem    *actor.Elem[*waiter[C]] // &node: its place in the queue, made with it
-	node    actor.Elem[*waiter[C]]
+	dialing bool                   // a dial started on its behalf is in flight
+	room    bool                   // an idle connection of another key is closing to make room for its dial
+	covered bool                   // a share dial in flight brings room for it (set by dispatch)
+	waited  bool                   // it was not answered as soon as it arrived
+	node    actor.Elem[*waiter[C]] // its place in the queue (node.Value is the waiter), made with it
 }
 
 // free reports whether, once answered, w is referred to by nothing of the

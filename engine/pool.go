@@ -159,7 +159,6 @@ func (p *Pool[C]) newWaiter(key Key, fresh, share bool) *waiter[C] {
 	}
 	*w = waiter[C]{key: key, fresh: fresh, share: share, reply: w.reply}
 	w.node.Value = w
-	w.elem = &w.node
 	return w
 }
 

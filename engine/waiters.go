@@ -22,7 +22,7 @@ func (s *supervisor[C]) onLease(w *waiter[C]) {
 			return
 		}
 	}
-	s.waiters.PushBackElem(w.elem)
+	s.waiters.PushBackElem(&w.node)
 	// Once answered, w is its caller's again, to reuse (result.free): it
 	// is not read past an answer that dispatch gives it.
 	s.arriving = w
@@ -35,7 +35,7 @@ func (s *supervisor[C]) onLease(w *waiter[C]) {
 		w.waited = true
 	}
 	if w.state == wQueued && !w.dialing && !w.room && !w.covered && s.cfg.failFast {
-		s.waiters.Remove(w.elem)
+		s.waiters.Remove(&w.node)
 		s.c.Exhausted++
 		s.fail(w, fmt.Errorf("%w: %d connections open, %d in use, %d operations in flight, %d callers waiting",
 			ErrExhausted, s.conns.open, s.conns.inUse, s.inFlight, s.waiters.Len()))
@@ -220,7 +220,7 @@ func (s *supervisor[C]) onCancel(w *waiter[C]) {
 	s.c.Timeouts++
 	switch w.state {
 	case wQueued:
-		s.waiters.Remove(w.elem) // a dial in flight for it now feeds the pool
+		s.waiters.Remove(&w.node) // a dial in flight for it now feeds the pool
 	case wChecking:
 		// the connection being checked for it goes to the pool when done
 	case wDone:

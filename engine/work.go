@@ -57,7 +57,7 @@ func (s *supervisor[C]) onDialed(m message[C]) {
 		}
 		switch {
 		case w != nil && w.state == wQueued:
-			s.waiters.Remove(w.elem)
+			s.waiters.Remove(&w.node)
 			s.fail(w, err)
 		case w == nil && !rejected:
 			if m.replace {
@@ -88,7 +88,7 @@ func (s *supervisor[C]) onDialed(m message[C]) {
 	case s.closed:
 		s.closeEntry(e, "pool closed")
 	case oldest != nil && s.servable(oldest):
-		s.waiters.Remove(oldest.elem)
+		s.waiters.Remove(&oldest.node)
 		s.deliver(oldest, e)
 	default:
 		s.park(e)
@@ -195,7 +195,7 @@ func (s *supervisor[C]) onChecked(e *entry[C], w *waiter[C], kind checkKind, key
 		case waiting:
 			// Back to the front: it was older than everyone now queued.
 			w.state = wQueued
-			s.waiters.PushFrontElem(w.elem)
+			s.waiters.PushFrontElem(&w.node)
 		case kind == validateIdle:
 			s.replace(e.key)
 		}
@@ -218,7 +218,7 @@ func (s *supervisor[C]) onChecked(e *entry[C], w *waiter[C], kind checkKind, key
 		// A share past WithMaxInFlight: back to the front, to be served
 		// as the first share comes back.
 		w.state = wQueued
-		s.waiters.PushFrontElem(w.elem)
+		s.waiters.PushFrontElem(&w.node)
 		s.park(e)
 	default:
 		s.park(e)

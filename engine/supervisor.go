@@ -45,7 +45,6 @@ type supervisor[C any] struct {
 
 	// Owned by the loop; never touched elsewhere.
 	waiters      actor.Queue[*waiter[C]] // strictly FIFO across keys
-	arriving     *waiter[C]              // the waiter onLease is queueing, until it is answered
 	conns        table[C]
 	dialing      int             // dials in flight
 	inFlight     int             // shares out: Σ entry.shares

@@ -25,12 +25,9 @@ func (s *supervisor[C]) onLease(w *waiter[C]) {
 	s.waiters.PushBackElem(&w.node)
 	// Once answered, w is its caller's again, to reuse (result.free): it
 	// is not read past an answer that dispatch gives it.
-	s.arriving = w
-	s.dispatch()
-	if s.arriving == nil {
+	if s.dispatchFor(w) {
 		return
 	}
-	s.arriving = nil
 	if w.state != wDone {
 		w.waited = true
 	}
@@ -57,14 +54,17 @@ func (s *supervisor[C]) onLease(w *waiter[C]) {
 // A dial for a share waiter brings room for WithOpsPerConn shares: the
 // share waiters of its key behind it, up to that many, wait for it rather
 // than each dialing (covered).
-func (s *supervisor[C]) dispatch() {
+func (s *supervisor[C]) dispatch() { s.dispatchFor(nil) }
+
+// dispatchFor is dispatch, reporting whether it answered arriving.
+func (s *supervisor[C]) dispatchFor(arriving *waiter[C]) (answered bool) {
 	clear(s.needRoom)
 	for el := s.waiters.Front(); el != nil; {
 		w, next := el.Value, el.Next()
 		w.covered = false
 		if !s.servable(w) {
 			if !w.dialing && !w.room {
-				return
+				return answered
 			}
 			el = next
 			continue
@@ -77,6 +77,7 @@ func (s *supervisor[C]) dispatch() {
 				s.check(e, w, validateOnLease)
 			} else {
 				s.deliver(w, e)
+				answered = answered || w == arriving
 			}
 		case w.dialing, w.room:
 			if w.share {
@@ -88,10 +89,11 @@ func (s *supervisor[C]) dispatch() {
 			s.dial(w, w.key, false)
 		case s.reassign(el):
 		default:
-			return
+			return answered
 		}
 		el = next
 	}
+	return answered
 }
 
 // covered counts w among its key's share waiters with no room yet, and
@@ -102,9 +104,6 @@ func (s *supervisor[C]) covered(w *waiter[C]) bool {
 	return n <= s.shareDials[w.key.Name]*s.cfg.opsPerConn
 }
 
-// popIdle returns the most recently used idle connection of key, closing on
-// the way any past their lifetime or that the Connector's Liveness finds
-// dead. The caller gives it its next state.
 // take returns a connection w may have at once, without a dial: an idle one
 // of its key, or for a share the least-loaded one of its key below its
 // depth; nil if there is none.
@@ -116,6 +115,9 @@ func (s *supervisor[C]) take(w *waiter[C]) *entry[C] {
 	return e
 }
 
+// popIdle returns the most recently used idle connection of key, closing on
+// the way any past their lifetime or that the Connector's Liveness finds
+// dead. The caller gives it its next state.
 func (s *supervisor[C]) popIdle(key string) *entry[C] {
 	for e := s.conns.top(key); e != nil; e = s.conns.top(key) {
 		switch {
@@ -196,7 +198,6 @@ func (s *supervisor[C]) deliver(w *waiter[C], e *entry[C]) {
 		s.c.Waits++
 	}
 	w.state = wDone
-	s.answered(w)
 	w.reply <- result[C]{e: e, conn: e.conn, key: e.key.Name, leasedAt: now, reused: e.uses > 1,
 		shared: w.share, free: w.free()}
 	s.debug("lease", e)
@@ -205,15 +206,7 @@ func (s *supervisor[C]) deliver(w *waiter[C], e *entry[C]) {
 // fail answers w with err.
 func (s *supervisor[C]) fail(w *waiter[C], err error) {
 	w.state = wDone
-	s.answered(w)
 	w.reply <- result[C]{err: err, free: w.free()}
-}
-
-// answered notes that w, if onLease is serving it, has its answer.
-func (s *supervisor[C]) answered(w *waiter[C]) {
-	if s.arriving == w {
-		s.arriving = nil
-	}
 }
 
 func (s *supervisor[C]) onCancel(w *waiter[C]) {

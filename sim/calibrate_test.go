@@ -133,7 +133,9 @@ func TestCalibrateFitsTheTailOfQueuedOperations(t *testing.T) {
 			t.Fatal(err)
 		}
 		var table bytes.Buffer
-		c.WriteTable(&table)
+		if err := c.WriteTable(&table); err != nil {
+			t.Fatal(err)
+		}
 		t.Logf("\n%s", table.String())
 		if c.Model.Concurrency != 2 || c.Model.Latency.Dist != sim.LogNormal {
 			t.Fatalf("fitted model %+v; want lognormal latencies, 2 at once", c.Model)

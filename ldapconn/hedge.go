@@ -28,8 +28,8 @@ import (
 // serves from): the hedge lane, an engine pool of one connection carrying up
 // to WithOpsPerConn reads. The service pool holds the others, so WithMaxSize,
 // a soft limit and WithMaxInFlight still count every service connection and
-// read (hedgeSplit). Hedges that win two in three of a server's hedged reads
-// mark it slow (hedgeWon): reads go to the lane first while it is marked,
+// read (hedgeSplit). Hedges that win two in three of a server's hedged reads,
+// over reads that no later operation there overtook, mark it slow (hedgeWon): reads go to the lane first while it is marked,
 // and the service pool's connections to it are closed as their reads end,
 // so new connections go elsewhere.
 
@@ -280,6 +280,7 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 		return op(c)
 	}
 	ctx := c.context()
+	started := time.Now()
 	octx, cancelOriginal := context.WithCancel(ctx)
 	defer cancelOriginal()
 	hctx, cancelHedge := context.WithCancel(ctx)
@@ -328,7 +329,7 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 		if decisive(err) && hctx.Err() == nil && winner.CompareAndSwap(0, 2) {
 			hv, herr = v, err
 			h.activity[server].hedgesLost.Add(1)
-			marked = h.hedgeWon(server, on, time.Now())
+			marked = h.hedgeWon(server, on, started, time.Now())
 			cancelOriginal()
 		}
 	})

@@ -223,20 +223,31 @@ func (h *health) anyMarkedSlow(now time.Time) bool {
 }
 
 // hedgeWon records that a hedge on server winner answered a read before
-// server loser did, and reports whether loser is now marked slow. A busy
-// machine delays some answers of a healthy server past its hedge delay, and
-// some of those hedges win; a slow server loses nearly every read it is
-// hedged on. So within hedgeWinWindow, at least hedgeWinsToMark wins that
-// are two in three of loser's hedged reads mark it (the budget, not the
-// server, bounds how many reads are hedged, so the share is of the hedges).
-// Each win lifts the winner's own mark, which the evidence no longer
-// supports.
-func (h *health) hedgeWon(loser, winner int, now time.Time) (marked bool) {
+// server loser did, and reports whether loser is now marked slow. started
+// is when the read began on loser.
+//
+// A busy machine delays some answers of a healthy server past its hedge
+// delay, and some of those hedges win, often several at once: the reads of
+// a burst that came in together. What tells a server that slowed from one
+// that is only busy is whether reads that came after are overtaking: a win
+// counts against loser only when loser has answered no operation started
+// after this read (lastAnsweredStart). A server that slowed answers the
+// reads sent to it in turn, each late, and loses nearly every read it is
+// hedged on; a busy server's straggler is overtaken by the reads of its
+// burst, and a costly search by the cheap ones after it. So within hedgeWinWindow, at least hedgeWinsToMark
+// such wins that are two in three of loser's hedged reads mark it (the
+// budget, not the server, bounds how many reads are hedged, so the share
+// is of the hedges). Each win lifts the winner's own mark, which the
+// evidence no longer supports.
+func (h *health) hedgeWon(loser, winner int, started, now time.Time) (marked bool) {
 	if winner < 0 || winner == loser {
 		return false
 	}
 	h.activity[winner].slowUntil.Store(0)
 	a := &h.activity[loser]
+	if a.lastAnsweredStart.Load() > started.UnixNano() {
+		return false // loser answered an operation that came after this one: busy, not slow
+	}
 	hedged := a.hedged.Load() // this read's hedge included
 	a.mu.Lock()
 	if now.Sub(a.winsSince) > hedgeWinWindow {
@@ -252,7 +263,7 @@ func (h *health) hedgeWon(loser, winner int, now time.Time) (marked bool) {
 }
 
 const (
-	hedgeWinsToMark = 3
+	hedgeWinsToMark = 5
 	hedgeWinWindow  = time.Second
 )
 

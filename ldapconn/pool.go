@@ -354,7 +354,8 @@ func (p *Pool) lease(ctx context.Context, key engine.Key, r engine.Request) (*Le
 // the first answer wins (not a busy or unavailable one) and the other search
 // is abandoned (an LDAP Abandon); after a first burst of up to 32, at most
 // about one search in twenty is sent twice. Hedges that win two in three of a server's hedged searches
-// (three at least, within a second) mark it slow (ServerStatus.Slow): new
+// (five at least, within a second), each over a search that no search sent
+// to that server after it overtook, mark it slow (ServerStatus.Slow): new
 // searches go to the hedge lane, and the pool's connections to it are
 // closed as their searches end, so that it dials elsewhere. Without a hedge
 // lane (WithHedging(false), WithMaxSize(1)), a search that waits 4x what

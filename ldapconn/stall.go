@@ -52,6 +52,10 @@ type activity struct {
 	tail       tailWindow    // the 99th percentile of its recent answer times (tail.go)
 	hedged     atomic.Uint64 // reads on it hedged to another server (hedge.go)
 	hedgesLost atomic.Uint64 // of which the other server answered first
+	// lastAnsweredStart is when the latest-started of its answered
+	// operations started (unix nanoseconds): whether it answered a read that
+	// came after one a hedge beat (latency.go, hedgeWon).
+	lastAnsweredStart atomic.Int64
 
 	mu           sync.Mutex
 	conns        map[*Conn]struct{} // open connections to the server, for closing them at once
@@ -92,7 +96,8 @@ func (h *health) end(i int, start time.Time, answered bool) {
 		if base := a.baseline.Load(); base == 0 || took <= 2*base {
 			average(&a.baseline, took, 64)
 		}
-		if h.tails {
+		if h.tails { // reads are hedged (hedge.go)
+			storeMax(&a.lastAnsweredStart, start.UnixNano())
 			a.tail.add(time.Duration(took))
 		}
 	}
@@ -108,6 +113,16 @@ func answered(err error) bool {
 	}
 	var le *ldap.Error
 	return errors.As(err, &le) && le.ResultCode < ldap.ErrorNetwork
+}
+
+// storeMax stores t in v unless v holds a later time.
+func storeMax(v *atomic.Int64, t int64) {
+	for {
+		old := v.Load()
+		if old >= t || v.CompareAndSwap(old, t) {
+			return
+		}
+	}
 }
 
 // average folds took into the moving average v with weight 1/n; the first

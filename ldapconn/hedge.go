@@ -48,6 +48,9 @@ type hedgeLane struct {
 	pool *engine.Pool[*Conn]
 	slot int         // where its rows start in Stats: past every slot of the service pool
 	used atomic.Bool // a read was hedgeable: keep the lane's connection open from now on
+	// trying is set while a hedge runs on the lane's connection to a
+	// server marked slow (onLane): one at a time.
+	trying atomic.Bool
 	// on is 1 + the server of the lane's open connection, 0 while it has
 	// none: a read never waits for the lane to dial.
 	on atomic.Int64
@@ -202,6 +205,18 @@ func onLane[T any](p *Pool, from int) copyOf[T] {
 		if l == nil {
 			return v, -1, false, nil
 		}
+		if p.health.markedSlow(l.inner.Conn().server, time.Now()) {
+			// The lane stands by at a server marked slow (the pool moved
+			// off it): one hedge at a time goes there, enough to learn
+			// that it recovered (a win lifts its mark), and not every
+			// straggler of the server the pool moved to, each a hedge that
+			// loses and spends the budget.
+			if !p.lane.trying.CompareAndSwap(false, true) {
+				l.endDo()
+				return v, -1, false, nil
+			}
+			defer p.lane.trying.Store(false)
+		}
 		v, err = op(&l.client)
 		l.endDo()
 		return v, l.inner.Conn().server, true, err
@@ -306,10 +321,12 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 			close(done)
 			return
 		}
-		if !waited && h.answeredWithin(server, hedgeQuiet) {
-			// The server is answering right now: most likely a burst of
-			// reads that will be answered in a moment, not a server that
-			// stopped. Look once more after half the delay.
+		if !waited && h.overtaken(server, started) {
+			// The server has answered reads sent after this one: it is
+			// busy, not slowed, and this read is a straggler that will
+			// most likely be answered in a moment. Look once more after
+			// half the delay. (A server that slowed answers in turn:
+			// nothing overtakes, and its reads are hedged at once.)
 			waited = true
 			t.Reset(after / 2)
 			mu.Unlock()

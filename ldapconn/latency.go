@@ -245,7 +245,7 @@ func (h *health) hedgeWon(loser, winner int, started, now time.Time) (marked boo
 	}
 	h.activity[winner].slowUntil.Store(0)
 	a := &h.activity[loser]
-	if a.lastAnsweredStart.Load() > started.UnixNano() {
+	if h.overtaken(loser, started) {
 		return false // loser answered an operation that came after this one: busy, not slow
 	}
 	hedged := a.hedged.Load() // this read's hedge included
@@ -267,12 +267,10 @@ const (
 	hedgeWinWindow  = time.Second
 )
 
-// hedgeQuiet is how recently a server must have answered a read for a
-// hedge of another of its reads to wait a little longer (hedged): a server
-// that answers is seldom one that stopped.
-const hedgeQuiet = time.Millisecond
-
-// answeredWithin reports whether server i answered an operation within d.
-func (h *health) answeredWithin(i int, d time.Duration) bool {
-	return time.Now().UnixNano()-h.activity[i].lastAnswer.Load() < int64(d)
+// overtaken reports whether server i has answered an operation that
+// started after started: reads that came after the one started then are
+// being answered, so the server is busy rather than slowed, and that read
+// is a straggler.
+func (h *health) overtaken(i int, started time.Time) bool {
+	return h.activity[i].lastAnsweredStart.Load() > started.UnixNano()
 }

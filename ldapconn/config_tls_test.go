@@ -157,3 +157,37 @@ func TestConfigTLSFiles(t *testing.T) {
 		})
 	}
 }
+
+// A connection a caller upgraded with StartTLS on its lease (README: never
+// back as if clean) is closed at Release, not pooled: the next lease gets a
+// fresh plain connection, whatever the pool's own settings.
+func TestCallersStartTLSIsNeverPooled(t *testing.T) {
+	pki := newTestPKI(t)
+	srv := embedded(t, ldaptest.WithTLS(&tls.Config{Certificates: []tls.Certificate{pki.server}}))
+	p := newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(1))
+	l, err := p.Lease(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Client().StartTLS(&tls.Config{RootCAs: pki.pool, ServerName: "ldap.test"}); err != nil {
+		t.Fatalf("StartTLS on a lease: %v", err)
+	}
+	if _, ok := l.Client().TLSConnectionState(); !ok {
+		t.Fatal("the lease's connection is not TLS after StartTLS")
+	}
+	l.Release()
+	if st := p.Stats(); st.Idle != 0 || st.Discards != 1 {
+		t.Fatalf("after Release: idle %d, discards %d; want the upgraded connection closed, not pooled", st.Idle, st.Discards)
+	}
+	l, err = p.Lease(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Release()
+	if _, ok := l.Client().TLSConnectionState(); ok {
+		t.Fatal("the next lease got a TLS connection; want a fresh plain one")
+	}
+	if _, err := l.Client().Search(searchUID("user5")); err != nil {
+		t.Fatalf("Search on the next lease: %v", err)
+	}
+}

@@ -78,7 +78,7 @@ type Request struct {
 	Share bool
 	// Scoped says the caller gives the lease back on every path itself,
 	// as Do does around its function: the lease is then not watched for
-	// being dropped without Release, and costs three allocations fewer.
+	// being dropped without Release, and costs no finalizer (about 0.15 µs).
 	Scoped bool
 }
 

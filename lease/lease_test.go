@@ -148,10 +148,17 @@ func TestReleasedLeaseIsNotReportedAsLeak(t *testing.T) {
 }
 
 func TestDroppedLeaseIsReportedAndReturned(t *testing.T) {
+	t.Run("no leak detection", func(t *testing.T) { testDroppedLease(t, 0) })
+	// The leak timer, armed for an hour, must not keep the dropped lease
+	// reachable.
+	t.Run("leak detection", func(t *testing.T) { testDroppedLease(t, time.Hour) })
+}
+
+func testDroppedLease(t *testing.T, leakAt time.Duration) {
 	var buf logbuf.Buffer
 	r := newRecorder()
 	func() {
-		lease.New("c", &lease.Config{Returner: r, Logger: slog.New(slog.NewTextHandler(&buf, nil))}, nil, lease.Info{Key: "svc"})
+		lease.New("c", &lease.Config{Returner: r, LeakAt: leakAt, Logger: slog.New(slog.NewTextHandler(&buf, nil))}, nil, lease.Info{Key: "svc"})
 	}()
 	// The cleanup runs after a collection finds the lease unreachable; the
 	// loop is bounded in count and gives up with a clear failure.

@@ -16,6 +16,7 @@ type Actor[M any] struct {
 	stopped chan struct{} // closed when the loop goroutine has returned
 	once    sync.Once
 	workers sync.WaitGroup
+	drop    func(M) // nil: messages the loop never handles are dropped silently
 }
 
 // Start starts the loop goroutine. The mailbox holds up to buffer messages
@@ -25,7 +26,7 @@ type Actor[M any] struct {
 // over one channel per message kind, is the cheaper loop: measured on a 2-core
 // machine it halves the cost of a request/reply round trip.
 func Start[M any](buffer int, handle func(M)) *Actor[M] {
-	return StartBatched(buffer, 1, handle, func() bool { return false })
+	return StartBatched(buffer, 1, handle, func() bool { return false }, nil)
 }
 
 // StartBatched is Start with flush, which the loop calls, on its goroutine,
@@ -41,7 +42,15 @@ func Start[M any](buffer int, handle func(M)) *Actor[M] {
 // answered, before it parks on an empty mailbox: a sender that finds the loop
 // not parked has no goroutine to wake, and a hand-off from one caller to
 // another through the loop costs one wake-up instead of two.
-func StartBatched[M any](buffer, max int, handle func(M), flush func() (busy bool)) *Actor[M] {
+//
+// drop, if not nil, is given each message that is never handled because the
+// loop ended first: those left in the mailbox when it ends, and any posted
+// after that. It runs on the loop's goroutine as it ends, or on the
+// goroutine of a Send that finds the loop gone after posting, exactly once a
+// message. It is for telling a message's sender that no answer will come
+// (its reply channel is not waited on together with Done); it must not block
+// and must not touch the handler's state.
+func StartBatched[M any](buffer, max int, handle func(M), flush func() (busy bool), drop func(M)) *Actor[M] {
 	if buffer < 0 {
 		panic("actor: negative mailbox buffer")
 	}
@@ -52,6 +61,7 @@ func StartBatched[M any](buffer, max int, handle func(M), flush func() (busy boo
 		inbox:   make(chan M, buffer),
 		stop:    make(chan struct{}),
 		stopped: make(chan struct{}),
+		drop:    drop,
 	}
 	go a.loop(max, handle, flush)
 	return a
@@ -66,6 +76,7 @@ const spins = 4
 
 func (a *Actor[M]) loop(max int, handle func(M), flush func() bool) {
 	defer close(a.stopped)
+	defer a.dropLeft()
 	n, busy := 0, false
 	for {
 		// Check stop first so that a busy mailbox cannot keep the loop alive
@@ -111,14 +122,46 @@ func (a *Actor[M]) Send(m M) bool {
 	}
 	select { // the mailbox has room: no select over two channels
 	case a.inbox <- m:
+		a.posted()
 		return true
 	default:
 	}
 	select {
 	case a.inbox <- m:
+		a.posted()
 		return true
 	case <-a.stop:
 		return false
+	}
+}
+
+// posted follows a message into the mailbox: if the loop may have ended
+// before taking it, the message is dropped here. The loop ends only after
+// Stop, and drops what it leaves; a message posted before Stop is the
+// loop's to handle or drop, and one posted after is found here.
+func (a *Actor[M]) posted() {
+	if a.drop == nil {
+		return
+	}
+	select {
+	case <-a.stop:
+		a.dropLeft()
+	default:
+	}
+}
+
+// dropLeft gives drop every message in the mailbox.
+func (a *Actor[M]) dropLeft() {
+	if a.drop == nil {
+		return
+	}
+	for {
+		select {
+		case m := <-a.inbox:
+			a.drop(m)
+		default:
+			return
+		}
 	}
 }
 

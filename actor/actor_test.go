@@ -1,6 +1,9 @@
 package actor_test
 
 import (
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -127,7 +130,7 @@ func TestBatchedFlushEndsEachRun(t *testing.T) {
 		runs = append(runs, run)
 		run = 0
 		return true // busy: the loop yields before it parks, and still serves
-	})
+	}, nil)
 	for i := range 11 {
 		a.Send(msg{n: i})
 	}
@@ -153,5 +156,39 @@ func TestBatchedFlushEndsEachRun(t *testing.T) {
 	}
 	if total != 11 || len(runs) < 3 {
 		t.Fatalf("runs between flushes %v: want 11 messages in at least 3 runs", runs)
+	}
+}
+
+// Every message a Send posted is either handled or given to drop, once,
+// however the sends race with Stop: a sender that is told its message went
+// in can count on an answer from one or the other.
+func TestDropGetsEveryMessageNotHandled(t *testing.T) {
+	for i := range 50 {
+		var handled, dropped, posted atomic.Int64
+		gate := make(chan struct{})
+		a := actor.StartBatched(8, 4, func(m msg) {
+			<-gate // the mailbox fills meanwhile
+			handled.Add(1)
+		}, func() bool { return false }, func(m msg) { dropped.Add(1) })
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				for range 100 {
+					if a.Send(msg{}) {
+						posted.Add(1)
+					}
+				}
+			})
+		}
+		for posted.Load() < int64(i%8) {
+			runtime.Gosched()
+		}
+		a.Stop()
+		close(gate)
+		wg.Wait()
+		a.Wait()
+		if h, d, p := handled.Load(), dropped.Load(), posted.Load(); h+d != p {
+			t.Fatalf("%d messages posted, %d handled and %d dropped", p, h, d)
+		}
 	}
 }

@@ -51,7 +51,7 @@ func New[C any](connector Connector[C], opts ...Option) (*Pool[C], error) {
 	p.sup = newSupervisor(p, connector)
 	// The mailbox is sized so that callers rarely block on a send; the
 	// supervisor itself never sends to it.
-	p.a = actor.StartBatched(256, batch, p.sup.handle, p.sup.flush)
+	p.a = actor.StartBatched(256, batch, p.sup.handle, p.sup.flush, dropped[C])
 	p.sup.a = p.a
 	p.a.Send(message[C]{kind: mStart})
 	return p, nil
@@ -137,16 +137,20 @@ func (p *Pool[C]) lease(ctx context.Context, key Key, fresh, share, scoped bool)
 	case <-timeout:
 		p.cancel(w)
 		return nil, fmt.Errorf("engine: lease for %s after %v: %w", key.Name, p.cfg.waitTimeout, ErrWaitTimeout)
-	case <-p.a.Done():
-		// The pool finished closing with this lease still in the mailbox,
-		// which a stopped loop drops: the answer, if one came, is in the
-		// reply channel; otherwise the pool is closed.
-		select {
-		case r := <-w.reply:
-			return p.newLease(r, scoped)
-		default:
-			return nil, ErrClosed
-		}
+	}
+	// No case for the supervisor's end: a lease it never took from its
+	// mailbox is answered by dropped, so the reply always comes, and the
+	// wait locks two channels (one without a context to end), not three.
+}
+
+// dropped answers a lease that the supervisor's mailbox still held when it
+// stopped (the pool finished closing), or that reached the mailbox after:
+// the pool is closed. Any other message dropped so is moot by then: Close
+// finishes only once no connection is open, no dial is in flight and no
+// waiter is queued.
+func dropped[C any](m message[C]) {
+	if m.kind == mLease {
+		m.w.reply <- result[C]{err: ErrClosed}
 	}
 }
 

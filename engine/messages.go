@@ -26,15 +26,23 @@ const (
 )
 
 // message is the one type the supervisor's mailbox carries: a tagged union,
-// sent by value, so that most messages allocate nothing.
+// sent by value, so that most messages allocate nothing. The leases and
+// releases that make up most of the traffic fit in its first fields; the
+// rarer messages carry the rest in x, so that each message copied into and
+// out of the mailbox is 48 bytes rather than three times that.
 type message[C any] struct {
-	kind    msgKind
-	w       *waiter[C]
-	e       *entry[C]
-	key     Key
-	conn    C
-	err     error
-	check   checkKind
+	kind  msgKind
+	check checkKind // mChecked
+	w     *waiter[C]
+	e     *entry[C]
+	err   error
+	x     *extra[C] // mDialed, mChecked, mStats, mObserver
+}
+
+// extra is the part of a rarer message that leases and releases do without.
+type extra[C any] struct {
+	key     Key       // mDialed: the key dialed for; mChecked: the key of a rebind
+	conn    C         // mDialed
 	replace bool      // mDialed: the dial replaces a connection that failed a background check
 	start   time.Time // mDialed: when the dial started, for Counters.CreateTime
 	stats   chan Stats

@@ -16,4 +16,6 @@ type Observer interface {
 // SetObserver has the pool tell o of every lease's wait, every lease's hold
 // and every successful dial's duration, from the next message on; nil stops
 // it. A pool has one Observer at a time: a later call replaces it.
-func (p *Pool[C]) SetObserver(o Observer) { p.a.Send(message[C]{kind: mObserver, obs: o}) }
+func (p *Pool[C]) SetObserver(o Observer) {
+	p.a.Send(message[C]{kind: mObserver, x: &extra[C]{obs: o}})
+}

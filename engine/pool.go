@@ -268,7 +268,7 @@ func (p *Pool[C]) Broken(l *lease.Lease[C], err error) bool {
 // returns the last snapshot taken before the pool stopped.
 func (p *Pool[C]) Stats() Stats {
 	s, ok := actor.Call(p.a, &p.stats, func(reply chan Stats) message[C] {
-		return message[C]{kind: mStats, stats: reply}
+		return message[C]{kind: mStats, x: &extra[C]{stats: reply}}
 	})
 	if !ok {
 		if f := p.final.Load(); f != nil {

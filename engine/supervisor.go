@@ -116,7 +116,7 @@ func (s *supervisor[C]) handle(m message[C]) {
 	case mDialed:
 		s.onDialed(m)
 	case mChecked:
-		s.onChecked(m.e, m.w, m.check, m.key, m.err)
+		s.onChecked(m.e, m.w, m.check, m.x.key, m.err)
 	case mClosed:
 		s.onClosed(m.e)
 	case mPrune:
@@ -133,13 +133,13 @@ func (s *supervisor[C]) handle(m message[C]) {
 		s.timers[timerRefill] = nil
 	case mStats:
 		s.schedule() // what the messages before it in this run made possible
-		m.stats <- s.snapshot()
+		m.x.stats <- s.snapshot()
 	case mClose:
 		s.close()
 	case mForceClose:
 		s.forceClose()
 	case mObserver:
-		s.obs = m.obs
+		s.obs = m.x.obs
 	}
 	s.last = m.kind
 }

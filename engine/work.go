@@ -27,7 +27,7 @@ func (s *supervisor[C]) dial(w *waiter[C], key Key, replace bool) {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
 		conn, err := safely(func() (C, error) { return connector.Connect(ctx, key) })
-		m := message[C]{kind: mDialed, w: w, key: key, conn: conn, err: err, replace: replace, start: start}
+		m := message[C]{kind: mDialed, w: w, err: err, x: &extra[C]{key: key, conn: conn, replace: replace, start: start}}
 		if !s.a.Send(m) && err == nil {
 			connector.Close(conn)
 		}
@@ -35,13 +35,14 @@ func (s *supervisor[C]) dial(w *waiter[C], key Key, replace bool) {
 }
 
 func (s *supervisor[C]) onDialed(m message[C]) {
+	x := m.x
 	s.dialing--
 	w := m.w
 	if w != nil {
 		w.dialing = false
 		if w.share {
-			if s.shareDials[m.key.Name]--; s.shareDials[m.key.Name] == 0 {
-				delete(s.shareDials, m.key.Name)
+			if s.shareDials[x.key.Name]--; s.shareDials[x.key.Name] == 0 {
+				delete(s.shareDials, x.key.Name)
 			}
 		}
 	} else {
@@ -49,31 +50,31 @@ func (s *supervisor[C]) onDialed(m message[C]) {
 	}
 	if m.err != nil {
 		s.c.DialErrors++
-		err := &ConnectError{Key: m.key.Name, Err: m.err}
-		s.cfg.logger.Debug("engine: dial failed", "key", m.key, "err", m.err)
+		err := &ConnectError{Key: x.key.Name, Err: m.err}
+		s.cfg.logger.Debug("engine: dial failed", "key", x.key, "err", m.err)
 		rejected := errors.Is(m.err, ErrKeyRejected)
 		if rejected {
-			s.reject(m.key, m.err)
+			s.reject(x.key, m.err)
 		}
 		switch {
 		case w != nil && w.state == wQueued:
 			s.waiters.Remove(&w.node)
 			s.fail(w, err)
 		case w == nil && !rejected:
-			if m.replace {
-				s.replace(m.key)
+			if x.replace {
+				s.replace(x.key)
 			}
 			s.armRefill()
 		}
 		return
 	}
-	took := s.now.Sub(m.start)
+	took := s.now.Sub(x.start)
 	s.c.CreateTime += took
 	if s.obs != nil {
 		s.obs.Created(took)
 	}
-	delete(s.rejected, m.key.Name)
-	e := s.newEntry(m.conn, m.key)
+	delete(s.rejected, x.key.Name)
+	e := s.newEntry(x.conn, x.key)
 	if w == nil {
 		s.back.Reset()
 	}
@@ -82,7 +83,7 @@ func (s *supervisor[C]) onDialed(m message[C]) {
 	// younger, waits on (a dial's error, though, is w's alone).
 	var oldest *waiter[C]
 	if !s.closed && w != nil && w.state == wQueued {
-		oldest = s.oldestWaiting(m.key.Name)
+		oldest = s.oldestWaiting(x.key.Name)
 	}
 	switch {
 	case s.closed:
@@ -168,7 +169,7 @@ func (s *supervisor[C]) check(e *entry[C], w *waiter[C], kind checkKind) {
 			}
 			return struct{}{}, connector.Validate(ctx, conn)
 		})
-		if !s.a.Send(message[C]{kind: mChecked, e: e, w: w, check: kind, key: key, err: err}) {
+		if !s.a.Send(message[C]{kind: mChecked, e: e, w: w, check: kind, err: err, x: &extra[C]{key: key}}) {
 			connector.Close(conn)
 		}
 	})

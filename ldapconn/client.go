@@ -64,30 +64,47 @@ func run[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, erro
 		c.l.endUse()
 		return zero, fmt.Errorf("ldapconn: %s not started: %w", name, err)
 	}
-	conn := c.l.inner.Conn()
-	h, server := c.l.pool.health, conn.server
-	v, err := ctxtime.Call(ctx, func() (v T, err error) {
-		defer c.l.endUse() // last, before the answer: a Release that follows it gives the connection back at once
-		// See wireConn: the claim keeps the message IDs of operations
-		// running at once on the connection exact.
-		cl, err := conn.wire.claimNext(ctx, conn.life.Done())
-		if err != nil {
-			if errors.Is(err, errConnClosed) {
-				err = c.l.observe(err)
-			}
-			return v, err // nothing was sent
-		}
-		start := h.begin(server)
-		func() {
-			defer func() { conn.wire.settle(cl); h.end(server, start, answered(err)) }() // even if op panics
-			v, err = op(conn.ldap)
-		}()
-		return v, c.l.observe(err) // before the use ends: a broken connection is tainted before it can go back
-	}, nil)
+	v, err := ctxtime.Call(ctx, func() (T, error) { return runOp(c, ctx, op) }, nil)
 	if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		return zero, fmt.Errorf("ldapconn: %s abandoned: %w", name, err)
 	}
 	return v, err
+}
+
+// runNow is run under a context that can never end (its Done is nil, as
+// context.Background's): op runs on the caller's goroutine, as run would run
+// it, and does not escape, so that neither it nor a function around it is
+// allocated. Search and Compare, the calls of Pool.Search and Pool.Compare,
+// take it.
+func runNow[T any](c *client, name string, op func(*ldap.Conn) (T, error)) (T, error) {
+	if err := c.begin(name); err != nil {
+		var zero T
+		return zero, err
+	}
+	return runOp(c, c.context(), op)
+}
+
+// runOp is the body of run and runNow, inside the use of the lease that
+// they started, which it ends.
+func runOp[T any](c *client, ctx context.Context, op func(*ldap.Conn) (T, error)) (v T, err error) {
+	defer c.l.endUse() // last, before the answer: a Release that follows it gives the connection back at once
+	conn := c.l.inner.Conn()
+	h, server := c.l.pool.health, conn.server
+	// See wireConn: the claim keeps the message IDs of operations
+	// running at once on the connection exact.
+	cl, err := conn.wire.claimNext(ctx, conn.life.Done())
+	if err != nil {
+		if errors.Is(err, errConnClosed) {
+			err = c.l.observe(err)
+		}
+		return v, err // nothing was sent
+	}
+	start := h.begin(server)
+	func() {
+		defer func() { conn.wire.settle(cl); h.end(server, start, answered(err)) }() // even if op panics
+		v, err = op(conn.ldap)
+	}()
+	return v, c.l.observe(err) // before the use ends: a broken connection is tainted before it can go back
 }
 
 // runAware runs op, which honours ctx itself, inside a use of the lease.
@@ -411,6 +428,9 @@ func (c *client) Extended(r *ldap.ExtendedRequest) (*ldap.ExtendedResponse, erro
 }
 
 func (c *client) Compare(dn, attribute, value string) (bool, error) {
+	if c.context().Done() == nil {
+		return runNow(c, "Compare", func(conn *ldap.Conn) (bool, error) { return conn.Compare(dn, attribute, value) })
+	}
 	return run(c, "Compare", func(conn *ldap.Conn) (bool, error) { return conn.Compare(dn, attribute, value) })
 }
 
@@ -421,7 +441,7 @@ func (c *client) PasswordModify(r *ldap.PasswordModifyRequest) (*ldap.PasswordMo
 
 func (c *client) Search(r *ldap.SearchRequest) (*ldap.SearchResult, error) {
 	if c.context().Done() == nil {
-		return run(c, "Search", func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.Search(r) })
+		return runNow(c, "Search", func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.Search(r) })
 	}
 	return runAware(c, "Search", func(ctx context.Context, conn *Conn) (*ldap.SearchResult, error) {
 		return search(ctx, conn, r)

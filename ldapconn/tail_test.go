@@ -34,7 +34,7 @@ func TestTailWindowKeepsTheRecentNinetyNinthPercentile(t *testing.T) {
 // stragglers lose to hedges in bursts while the reads after them overtake
 // them, and that must not mark it slow (and move the pool off it); a
 // server that slowed answers in turn, nothing overtakes, and it is marked.
-func TestHedgeWinsMarkOnlyAServerThatStoppedAnsweringPromptly(t *testing.T) {
+func TestHedgeWinsMarkOnlyAServerWhereNothingOvertakes(t *testing.T) {
 	servers := []Server{{URL: "ldap://primary"}, {URL: "ldap://secondary"}}
 	for _, c := range []struct {
 		name         string

@@ -74,7 +74,10 @@ type Request struct {
 	// or newly dialed (see LeaseFresh).
 	Fresh bool
 	// Share asks for a share of a connection (see Share); with
-	// WithOpsPerConn(1), or with Fresh, it is a whole connection.
+	// WithOpsPerConn(1) it is a whole connection. With Fresh too, an idle
+	// connection is validated before the share is handed out, a connection
+	// carrying shares is taken as it is (its operations are answered), or
+	// one is dialed.
 	Share bool
 	// Scoped says the caller gives the lease back on every path itself,
 	// as Do does around its function: the lease is then not watched for
@@ -84,7 +87,7 @@ type Request struct {
 
 // Get is Lease, LeaseFresh or Share, as r says; the others call it.
 func (p *Pool[C]) Get(ctx context.Context, key Key, r Request) (*lease.Lease[C], error) {
-	return p.lease(ctx, key, r.Fresh, r.Share && !r.Fresh && p.cfg.opsPerConn > 1, r.Scoped)
+	return p.lease(ctx, key, r.Fresh, r.Share && p.cfg.opsPerConn > 1, r.Scoped)
 }
 
 // Share returns a share of a connection bound for key: one operation's

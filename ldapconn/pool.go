@@ -202,8 +202,13 @@ func (p *Pool) unwrapCredentials(err error) error {
 // restart, an idle cut by a firewall, a killed server) Do calls fn once more
 // on a fresh connection, so such errors do not reach the caller, unless fn
 // sent a write (Add, Del, Modify, ModifyDN, PasswordModify, Extended): then
-// the error matches ErrOutcomeUnknown and fn is not called again. An
-// operation timeout is not retried. While every server refuses connections
+// the error matches ErrOutcomeUnknown and fn is not called again; nor is it
+// when fn's error matches ErrOutcomeUnknown (a write fn sent through a nested
+// Do). Do knows only of the writes fn sends on its own client: a write fn
+// sends through a nested Do that succeeded is that Do's, and if fn's own
+// connection breaks afterwards, fn runs again and so does the nested Do. A
+// function that nests writes should return the nested Do's error, or be safe
+// to run twice. An operation timeout is not retried. While every server refuses connections
 // (a directory restarting), Do waits for the next attempt, for up to two
 // seconds within ctx, before it returns ErrServerDown. Other errors are
 // returned as they are.
@@ -261,14 +266,16 @@ func (p *Pool) doAs(ctx context.Context, key engine.Key, share bool, fn func(lda
 		// have applied it or not. Rule 8: never send it again silently.
 		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, err)
 	}
-	if err == nil || !p.cfg.retryBroken || !l.broken() || ctx.Err() != nil || timedOut(err) {
+	if err == nil || !p.cfg.retryBroken || !l.broken() || ctx.Err() != nil || timedOut(err) ||
+		errors.Is(err, ErrOutcomeUnknown) {
 		return err
 	}
 	// The connection was dead (a restart, an idle cut, a killed server) and
 	// fn sent only reads: once more on a connection validated or dialed for
 	// this call, whatever the age of the first (rule 8: a read may be
-	// retried).
-	retry, lerr := p.leaseThroughRestart(ctx, key, true, false)
+	// retried), and on a share again if the first was one, so that fn's
+	// nested calls find the shares they found the first time.
+	retry, lerr := p.leaseThroughRestart(ctx, key, true, share)
 	if lerr != nil {
 		return fmt.Errorf("%w (and no fresh connection to retry on: %w)", err, lerr)
 	}

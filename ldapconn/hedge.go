@@ -310,9 +310,25 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 		mu       sync.Mutex // orders the timer's re-arming with the end of op
 		finished bool       // op has ended: the timer does nothing more
 		waited   bool       // the timer was re-armed once, the server answering then
+		retries  int        // times the timer was re-armed for a hedge that could not go
 		t        *time.Timer
 		done     = make(chan struct{}) // closed by the timer's last run
 	)
+	// retry looks again after half the delay, a few times while the read
+	// is unanswered, when its hedge could not go: no other server up, the
+	// budget spent, or no room on the other pool (the lane full, or taken by
+	// the one hedge at a time it sends to a server marked slow, whose win
+	// lifts the mark). Otherwise it ends the timer.
+	retry := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !finished && retries < hedgeRetries {
+			retries++
+			t.Reset(after / 2)
+			return
+		}
+		close(done)
+	}
 	mu.Lock()
 	t = time.AfterFunc(after, func() {
 		mu.Lock()
@@ -333,15 +349,21 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 			return
 		}
 		mu.Unlock()
-		defer close(done)
-		if winner.Load() != 0 || !h.anotherUp(server, time.Now()) || !p.moves.spend() {
+		if winner.Load() != 0 {
+			close(done)
+			return
+		}
+		if !h.anotherUp(server, time.Now()) || !p.moves.spend() {
+			retry()
 			return
 		}
 		v, on, ran, err := hedge(hctx, op)
 		if !ran {
 			p.moves.refund()
+			retry()
 			return
 		}
+		defer close(done)
 		h.activity[server].hedged.Add(1)
 		if decisive(err) && hctx.Err() == nil && winner.CompareAndSwap(0, 2) {
 			hv, herr = v, err

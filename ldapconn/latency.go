@@ -267,10 +267,14 @@ const (
 	hedgeWinWindow  = time.Second
 )
 
+// hedgeRetries is how many times a read whose hedge could not go looks
+// again (hedged), each after half its hedge delay.
+const hedgeRetries = 8
+
 // overtaken reports whether server i has answered an operation that
 // started after started: reads that came after the one started then are
 // being answered, so the server is busy rather than slowed, and that read
 // is a straggler.
 func (h *health) overtaken(i int, started time.Time) bool {
-	return h.activity[i].lastAnsweredStart.Load() > started.UnixNano()
+	return h.activity[i].lastAnsweredStart.Load() > sinceEpoch(started)
 }

@@ -53,8 +53,8 @@ type activity struct {
 	hedged     atomic.Uint64 // reads on it hedged to another server (hedge.go)
 	hedgesLost atomic.Uint64 // of which the other server answered first
 	// lastAnsweredStart is when the latest-started of its answered
-	// operations started (unix nanoseconds): whether it answered a read that
-	// came after one a hedge beat (latency.go, hedgeWon).
+	// operations started (sinceEpoch): whether it answered a read that came
+	// after one a hedge beat (latency.go, hedgeWon).
 	lastAnsweredStart atomic.Int64
 
 	mu           sync.Mutex
@@ -97,7 +97,7 @@ func (h *health) end(i int, start time.Time, answered bool) {
 			average(&a.baseline, took, 64)
 		}
 		if h.tails { // reads are hedged (hedge.go)
-			storeMax(&a.lastAnsweredStart, start.UnixNano())
+			storeMax(&a.lastAnsweredStart, sinceEpoch(start))
 			a.tail.add(time.Duration(took))
 		}
 	}
@@ -114,6 +114,14 @@ func answered(err error) bool {
 	var le *ldap.Error
 	return errors.As(err, &le) && le.ResultCode < ldap.ErrorNetwork
 }
+
+// epoch is this package's start, for sinceEpoch.
+var epoch = time.Now()
+
+// sinceEpoch returns t as nanoseconds since epoch, by the monotonic clock:
+// a time kept as the latest so far (storeMax) must not be left in the
+// future by the wall clock stepping back.
+func sinceEpoch(t time.Time) int64 { return int64(t.Sub(epoch)) }
 
 // storeMax stores t in v unless v holds a later time.
 func storeMax(v *atomic.Int64, t int64) {

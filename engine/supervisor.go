@@ -90,7 +90,7 @@ func newSupervisor[C any](p *Pool[C], connector Connector[C]) *supervisor[C] {
 	s.verifyFail = invariantCheck
 	s.shareCap = p.cfg.maxInFlight
 	if s.shareCap == 0 {
-		s.shareCap = max(p.cfg.maxSize, p.cfg.softLimit) * p.cfg.opsPerConn
+		s.shareCap = timesAtMost(max(p.cfg.maxSize, p.cfg.softLimit), p.cfg.opsPerConn)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s

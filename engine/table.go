@@ -1,6 +1,9 @@
 package engine
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // table is the pool's open connections: a slot each, and the idle ones in a
 // LIFO stack per key, so that the hottest connection of a key is reused first.
@@ -166,4 +169,13 @@ func (t *table[C]) idleEntries() []*entry[C] {
 		out = append(out, stack...)
 	}
 	return out
+}
+
+// timesAtMost returns a × b for sizes a and b (not negative), or
+// math.MaxInt if that overflows: math.MaxInt given as a size means no limit.
+func timesAtMost(a, b int) int {
+	if a > 0 && b > math.MaxInt/a {
+		return math.MaxInt
+	}
+	return a * b
 }

@@ -101,7 +101,7 @@ func (s *supervisor[C]) dispatchFor(arriving *waiter[C]) (answered bool) {
 func (s *supervisor[C]) covered(w *waiter[C]) bool {
 	n := s.needRoom[w.key.Name] + 1
 	s.needRoom[w.key.Name] = n
-	return n <= s.shareDials[w.key.Name]*s.cfg.opsPerConn
+	return n <= timesAtMost(s.shareDials[w.key.Name], s.cfg.opsPerConn)
 }
 
 // take returns a connection w may have at once, without a dial: an idle one

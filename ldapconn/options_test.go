@@ -3,13 +3,16 @@ package ldapconn_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/fairpool/ldappool/ldapconn"
+	"github.com/fairpool/ldappool/ldaptest"
 )
 
 func TestNewPoolRefusesBadOptions(t *testing.T) {
@@ -136,5 +139,49 @@ func TestNewPoolAcceptsSettingsAtTheirLimits(t *testing.T) {
 				t.Fatalf("Close: %v", err)
 			}
 		})
+	}
+}
+
+// A size as large as math.MaxInt, meant as "no limit", serves: the pool's
+// arithmetic on sizes (operations in flight in all are the size times the
+// depth) saturates rather than overflowing. It used to be accepted and then
+// grant no share, so that every Search waited until its context ended.
+func TestHugeSizesServe(t *testing.T) {
+	srv := embedded(t)
+	for name, opts := range map[string][]ldapconn.Option{
+		"WithOpsPerConn(math.MaxInt)":               {ldapconn.WithOpsPerConn(math.MaxInt)},
+		"WithMaxSize(math.MaxInt)":                  {ldapconn.WithMaxSize(math.MaxInt)},
+		"WithSoftLimit(math.MaxInt)":                {ldapconn.WithSoftLimit(math.MaxInt)},
+		"WithMaxSize(1<<40), WithOpsPerConn(1<<24)": {ldapconn.WithMaxSize(1 << 40), ldapconn.WithOpsPerConn(1 << 24)},
+	} {
+		p := newPool(t, srv.URL(), append([]ldapconn.Option{admin}, opts...)...)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				if _, err := p.Search(ctx, searchUID("user1")); err != nil {
+					t.Errorf("%s: Search = %v; MaxInFlight %d", name, err, p.Stats().MaxInFlight)
+				}
+			})
+		}
+		wg.Wait()
+		cancel()
+		if st := p.Stats(); st.MaxInFlight <= 0 {
+			t.Errorf("%s: Stats().MaxInFlight = %d; want it saturated, not overflowed", name, st.MaxInFlight)
+		}
+	}
+	t.Setenv("LDAP_SERVERS", srv.URL())
+	t.Setenv("LDAP_BIND_DN", ldaptest.AdminDN)
+	t.Setenv("LDAP_BIND_PASSWORD", ldaptest.AdminPassword)
+	t.Setenv("LDAP_OPS_PER_CONN", fmt.Sprint(math.MaxInt))
+	cfg, err := ldapconn.ConfigFromEnv("")
+	if err != nil {
+		t.Fatalf("LDAP_OPS_PER_CONN=%d: %v", math.MaxInt, err)
+	}
+	p := newPoolFromConfig(t, cfg)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	if _, err := p.Search(ctx, searchUID("user1")); err != nil {
+		t.Fatalf("LDAP_OPS_PER_CONN=%d: Search = %v", math.MaxInt, err)
 	}
 }

@@ -19,7 +19,7 @@ type Lease struct {
 	inner *lease.Lease[*Conn]
 	pool  *Pool
 	ctx   context.Context // the context operations run under
-	who   identity        // the identity the pool bound it as
+	who   *identity       // the identity the pool bound it as; a pointer, so that a Lease value printed field by field shows no password
 
 	shared  bool        // a share of a connection other operations run on at once (WithOpsPerConn)
 	use     uses        // the calls running on the connection; see inflight.go
@@ -35,9 +35,13 @@ type Lease struct {
 }
 
 func newLease(inner *lease.Lease[*Conn], p *Pool, ctx context.Context, who identity, shared bool) *Lease {
-	l := &Lease{inner: inner, pool: p, ctx: ctx, who: who, shared: shared}
-	l.client.l = l
-	return l
+	b := &struct { // one allocation for the lease and its identity
+		l   Lease
+		who identity
+	}{who: who}
+	b.l = Lease{inner: inner, pool: p, ctx: ctx, who: &b.who, shared: shared}
+	b.l.client.l = &b.l
+	return &b.l
 }
 
 // addStream records a stream started on the lease.
@@ -119,7 +123,7 @@ func (l *Lease) settle() {
 		conn.ldap.SetTimeout(l.pool.cfg.opTimeout)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(l.ctx), l.pool.cfg.opTimeout)
 		defer cancel()
-		if err := withContext(ctx, conn, func() error { return l.who.bindTo(ctx, conn.ldap) }); err != nil {
+		if err := withContext(ctx, conn, func() error { return (*l.who).bindTo(ctx, conn.ldap) }); err != nil {
 			l.inner.Taint(err)
 		}
 	})

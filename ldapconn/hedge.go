@@ -223,6 +223,20 @@ func onLane[T any](p *Pool, from int) copyOf[T] {
 	}
 }
 
+// onLaneOrService is the copy of a read on the service pool: on the hedge
+// lane, or, when the lane has no room for it or stands by at the read's own
+// server (the pool moved off that server, and the lane went there to stand
+// by), on a share of the service pool on another server.
+func onLaneOrService[T any](p *Pool, from int) copyOf[T] {
+	lane, service := onLane[T](p, from), onService[T](p, from)
+	return func(ctx context.Context, op func(*client) (T, error)) (v T, server int, ran bool, err error) {
+		if v, server, ran, err = lane(ctx, op); ran {
+			return v, server, ran, err
+		}
+		return service(ctx, op)
+	}
+}
+
 // onService is the copy of a read that runs on a share of the service pool,
 // through Do, unless the share is on server from.
 func onService[T any](p *Pool, from int) copyOf[T] {
@@ -275,7 +289,7 @@ func hedgedRead[T any](p *Pool, ctx context.Context, op func(*client) (T, error)
 	var v T
 	err := p.doOffSlow(ctx, func(c *client) error {
 		var err error
-		v, err = hedged(c, op, onLane[T](p, c.l.inner.Conn().server))
+		v, err = hedged(c, op, onLaneOrService[T](p, c.l.inner.Conn().server))
 		return err
 	})
 	return v, err
@@ -319,12 +333,12 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 	// budget spent, or no room on the other pool (the lane full, or taken by
 	// the one hedge at a time it sends to a server marked slow, whose win
 	// lifts the mark). Otherwise it ends the timer.
-	retry := func() {
+	retry := func(in time.Duration) {
 		mu.Lock()
 		defer mu.Unlock()
 		if !finished && retries < hedgeRetries {
+			t.Reset(in << retries) // each look later than the last: a full lane takes a while to drain
 			retries++
-			t.Reset(after / 2)
 			return
 		}
 		close(done)
@@ -353,14 +367,28 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 			close(done)
 			return
 		}
-		if !h.anotherUp(server, time.Now()) || !p.moves.spend() {
-			retry()
+		if !h.anotherUp(server, time.Now()) {
+			retry(after / 2)
 			return
+		}
+		spent := p.moves.spend()
+		if !spent {
+			// The budget is spent. A read still unanswered past its
+			// server's stall time is hedged all the same: the callers
+			// stuck on a connection gone silent (a firewall dropped its
+			// flow) earn the budget nothing back, and the server, which
+			// answers a probe, is not marked down.
+			if wait := h.stallAfter(server) - time.Since(started); wait > 0 {
+				retry(max(wait, after/2))
+				return
+			}
 		}
 		v, on, ran, err := hedge(hctx, op)
 		if !ran {
-			p.moves.refund()
-			retry()
+			if spent {
+				p.moves.refund()
+			}
+			retry(after / 2)
 			return
 		}
 		defer close(done)

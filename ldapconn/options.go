@@ -221,8 +221,9 @@ func WithMaxIdle(n int) Option { return engineOption(engine.WithMaxIdle(n)) }
 // 99th-percentile answer time (or twice its usual time, if sooner) is sent
 // to another server as well; the first answer wins (not a busy or
 // unavailable one) and the other request is abandoned. After a first burst
-// of up to 32, at most one read in twenty is sent twice; writes and binds
-// never are, nor anything inside Do. One of the WithMaxSize connections is
+// of up to 32, at most one read in twenty is sent twice, besides reads still
+// unanswered after their server's stall time (150 ms at least: a connection
+// gone silent); writes and binds never are, nor anything inside Do. One of the WithMaxSize connections is
 // then kept open to another server (under Failover, one other than the
 // server the pool serves from) to carry the hedges, a row of Stats; a soft
 // limit and WithMaxInFlight count it too. There is no hedge lane, and so

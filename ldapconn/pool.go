@@ -360,7 +360,8 @@ func (p *Pool) lease(ctx context.Context, key engine.Key, r engine.Request) (*Le
 // is hedged (WithHedging): sent on the hedge lane to another server too,
 // the first answer wins (not a busy or unavailable one) and the other search
 // is abandoned (an LDAP Abandon); after a first burst of up to 32, at most
-// about one search in twenty is sent twice. Hedges that win two in three of a server's hedged searches
+// about one search in twenty is sent twice (besides searches still unanswered
+// after their server's stall time, 150 ms at least). Hedges that win two in three of a server's hedged searches
 // (five at least, within a second), each over a search that no search sent
 // to that server after it overtook, mark it slow (ServerStatus.Slow): new
 // searches go to the hedge lane, and the pool's connections to it are

@@ -189,7 +189,9 @@ func TestAdoptingResetMidSearch(t *testing.T) {
 					errs <- err
 				})
 			}
-			time.Sleep(20 * time.Millisecond)
+			// Mid-search: the server has a search (it counts them as they
+			// arrive) and holds it 40 ms.
+			waitFor(t, "a search at the server", func() bool { return srv.Stats().Searches > 0 })
 			dropped := srv.DropConnections()
 			wg.Wait()
 			close(errs)

@@ -120,6 +120,7 @@ func TestAdoptingSSOLoginsThroughKillNine(t *testing.T) {
 				problems []string
 				counts   = map[string]int{}
 				wg       sync.WaitGroup
+				progress = make(chan struct{}, 1) // a token after each login (waitOps)
 			)
 			for g := range goroutines {
 				wg.Go(func() {
@@ -130,6 +131,10 @@ func TestAdoptingSSOLoginsThroughKillNine(t *testing.T) {
 						authErr, lookupErr := ssoLogin(ctx, p, kind, i)
 						cancel()
 						logins.Add(1)
+						select {
+						case progress <- struct{}{}:
+						default:
+						}
 						mu.Lock()
 						if authErr != nil && kind == ssoRight {
 							counts[fmt.Sprintf("%v: %v", kind, authErr)]++
@@ -141,16 +146,8 @@ func TestAdoptingSSOLoginsThroughKillNine(t *testing.T) {
 					}
 				})
 			}
-			waitLogins := func(n int64) {
-				for range 1000 {
-					if logins.Load() >= n {
-						return
-					}
-					time.Sleep(5 * time.Millisecond)
-				}
-			}
 			for k := range kills {
-				waitLogins(logins.Load() + 40)
+				waitOps(t, &logins, progress, logins.Load()+40)
 				if err := s.Kill(); err != nil {
 					t.Fatalf("kill %d: %v", k, err)
 				}
@@ -158,7 +155,7 @@ func TestAdoptingSSOLoginsThroughKillNine(t *testing.T) {
 					t.Fatalf("restart %d: %v", k, err)
 				}
 			}
-			waitLogins(logins.Load() + 40)
+			waitOps(t, &logins, progress, logins.Load()+40)
 			stop.Store(true)
 			wg.Wait()
 			t.Logf("%d logins; transient refusals of right passwords: %v", logins.Load(), counts)

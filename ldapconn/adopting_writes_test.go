@@ -60,6 +60,8 @@ func TestAdoptingProvisioningWritesThroughKillNine(t *testing.T) {
 		mu    sync.Mutex
 		wrote [][]provisioningWrite = make([][]provisioningWrite, 3)
 		wg    sync.WaitGroup
+		// progress has a token after each write (waitOps)
+		progress = make(chan struct{}, 1)
 	)
 	for w := range 3 {
 		wg.Go(func() {
@@ -88,19 +90,15 @@ func TestAdoptingProvisioningWritesThroughKillNine(t *testing.T) {
 				wrote[w] = append(wrote[w], wr)
 				mu.Unlock()
 				done.Add(1)
+				select {
+				case progress <- struct{}{}:
+				default:
+				}
 			}
 		})
 	}
-	waitDone := func(n int64) {
-		for range 2000 {
-			if done.Load() >= n || stop.Load() {
-				return
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}
 	for k := range kills {
-		waitDone(done.Load() + 25)
+		waitOps(t, &done, progress, done.Load()+25)
 		if err := s.Kill(); err != nil {
 			t.Fatalf("kill %d: %v", k, err)
 		}
@@ -108,7 +106,7 @@ func TestAdoptingProvisioningWritesThroughKillNine(t *testing.T) {
 			t.Fatalf("restart %d: %v", k, err)
 		}
 	}
-	waitDone(done.Load() + 25)
+	waitOps(t, &done, progress, done.Load()+25)
 	stop.Store(true)
 	wg.Wait()
 

@@ -26,25 +26,46 @@ import (
 // connections the servers held at once, as sampled after each search.
 func peakOpen(t *testing.T, p *ldapconn.Pool, workers, reads int, servers ...*ldaptest.Server) int64 {
 	t.Helper()
-	var wg sync.WaitGroup
 	var most atomic.Int64
+	searchLoad(t, p, workers, reads, func() {
+		var open int64
+		for _, s := range servers {
+			open += s.Stats().Open
+		}
+		keepMax(&most, open)
+	})
+	return most.Load()
+}
+
+// searchLoad runs workers goroutines of each searches on p, each for a user
+// of its own, calls sample (if not nil) after every search, and fails t if
+// any search failed.
+func searchLoad(t *testing.T, p *ldapconn.Pool, workers, each int, sample func()) {
+	t.Helper()
+	var wg sync.WaitGroup
+	var failed atomic.Int64
 	for c := range workers {
 		wg.Go(func() {
-			for i := range reads {
-				if _, err := p.Search(t.Context(), searchUID(fmt.Sprint("user", c*reads+i))); err != nil {
-					t.Error(err)
+			for i := range each {
+				if _, err := p.Search(t.Context(), searchUID(fmt.Sprint("user", c*each+i))); err != nil && failed.Add(1) == 1 {
+					t.Errorf("first failed search: %v", err)
 				}
-				var open int64
-				for _, s := range servers {
-					open += s.Stats().Open
-				}
-				for m := most.Load(); open > m && !most.CompareAndSwap(m, open); m = most.Load() {
+				if sample != nil {
+					sample()
 				}
 			}
 		})
 	}
 	wg.Wait()
-	return most.Load()
+	if n := failed.Load(); n > 0 {
+		t.Fatalf("%d of %d searches failed", n, workers*each)
+	}
+}
+
+// keepMax stores n in most unless most holds more.
+func keepMax(most *atomic.Int64, n int64) {
+	for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+	}
 }
 
 // The hedge lane's connection counts against a soft limit as against
@@ -102,20 +123,7 @@ func TestMaxInFlightCountsTheHedgeLane(t *testing.T) {
 	}
 	primary.SetLatency(40 * time.Millisecond) // hedges win, the primary is marked slow, reads go to the lane first
 	var most atomic.Int64
-	var wg sync.WaitGroup
-	for c := range 16 {
-		wg.Go(func() {
-			for i := range 20 {
-				if _, err := p.Search(t.Context(), searchUID(fmt.Sprint("user", c*20+i))); err != nil {
-					t.Error(err)
-				}
-				if n := int64(p.Stats().InFlight); n > most.Load() {
-					most.Store(n)
-				}
-			}
-		})
-	}
-	wg.Wait()
+	searchLoad(t, p, 16, 20, func() { keepMax(&most, int64(p.Stats().InFlight)) })
 	if st := p.Stats(); st.MaxInFlight != 4 || most.Load() > 4 {
 		t.Fatalf("WithMaxInFlight(4): Stats.MaxInFlight %d, up to %d in flight; want 4, at most 4", st.MaxInFlight, most.Load())
 	}

@@ -3,7 +3,6 @@ package ldapconn_test
 import (
 	"fmt"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -104,27 +103,7 @@ func TestHedgeLaneCountsAgainstWithMaxSize(t *testing.T) {
 	secondary := embedded(t)
 	// One operation a connection, so that 8 workers need every connection.
 	p := newPool(t, primary.URL()+","+secondary.URL(), admin, ldapconn.WithMaxSize(size), ldapconn.WithOpsPerConn(1))
-	var (
-		wg     sync.WaitGroup
-		most   atomic.Int64
-		failed atomic.Int64
-	)
-	for c := range 8 {
-		wg.Go(func() {
-			for i := range 30 {
-				if _, err := p.Search(t.Context(), searchUID(fmt.Sprint("user", c*30+i))); err != nil {
-					failed.Add(1)
-				}
-				open := primary.Stats().Open + secondary.Stats().Open
-				for m := most.Load(); open > m && !most.CompareAndSwap(m, open); m = most.Load() {
-				}
-			}
-		})
-	}
-	wg.Wait()
-	if failed.Load() != 0 {
-		t.Fatalf("%d searches failed", failed.Load())
-	}
+	most := peakOpen(t, p, 8, 30, primary, secondary)
 	st := p.Stats()
 	lane := 0
 	for _, c := range st.Conns {
@@ -132,10 +111,10 @@ func TestHedgeLaneCountsAgainstWithMaxSize(t *testing.T) {
 			lane++
 		}
 	}
-	t.Logf("most connections open at the two servers: %d\n%v", most.Load(), st)
-	if most.Load() > size || st.MaxSize != size || st.Open > size || lane != 1 {
+	t.Logf("most connections open at the two servers: %d\n%v", most, st)
+	if most > size || st.MaxSize != size || st.Open > size || lane != 1 {
 		t.Fatalf("servers held %d connections at most, Stats: MaxSize %d, Open %d, %d hedge lane rows; want at most %d, %d, at most %d, 1",
-			most.Load(), st.MaxSize, st.Open, lane, size, size, size)
+			most, st.MaxSize, st.Open, lane, size, size, size)
 	}
 }
 
@@ -185,23 +164,9 @@ func TestWorkMovesBackWhenTheOtherServerSlows(t *testing.T) {
 	load := func() (onPrimary, onSecondary int64) {
 		t.Helper()
 		p0, s0 := primary.Stats().Searches, secondary.Stats().Searches
-		var wg sync.WaitGroup
-		var failed atomic.Int64
 		// 16 workers: as many reads as the hedge lane carries, so that
 		// reads sent to it first can fill it (then it must still move).
-		for c := range 16 {
-			wg.Go(func() {
-				for i := range 20 {
-					if _, err := p.Search(t.Context(), searchUID(fmt.Sprint("user", c*20+i))); err != nil {
-						failed.Add(1)
-					}
-				}
-			})
-		}
-		wg.Wait()
-		if failed.Load() != 0 {
-			t.Fatalf("%d searches failed", failed.Load())
-		}
+		searchLoad(t, p, 16, 20, nil)
 		return primary.Stats().Searches - p0, secondary.Stats().Searches - s0
 	}
 	load() // healthy: what each server usually takes

@@ -322,3 +322,35 @@ func TestFailFastShareWaitsForTheDialThatCoversIt(t *testing.T) {
 		}
 	})
 }
+
+// A request for a fresh share (Request{Fresh, Share}: a retry after a dead
+// connection) is a share: it takes a connection already carrying shares as
+// it is, so the caller's other shares (nested calls) still find room, and
+// an idle connection only after validating it.
+func TestAFreshShareIsAShare(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fc := &fakeConnector{}
+		p := newPool(t, fc, engine.WithMaxSize(1), engine.WithOpsPerConn(4))
+		idle := mustShare(t, p, keyA)
+		idle.Release()
+		validated := p.Stats().Validations
+		first, err := p.Get(t.Context(), keyA, engine.Request{Fresh: true, Share: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !first.Shared() || p.Stats().Validations != validated+1 {
+			t.Fatalf("fresh share of an idle connection: shared %v, validations %d; want a share, the idle one validated once",
+				first.Shared(), p.Stats().Validations-validated)
+		}
+		second, err := p.Get(t.Context(), keyA, engine.Request{Fresh: true, Share: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !second.Shared() || second.Conn() != first.Conn() || fc.opened != 1 {
+			t.Fatalf("second fresh share: shared %v, same connection %v, %d dialed; want a share of the one connection",
+				second.Shared(), second.Conn() == first.Conn(), fc.opened)
+		}
+		first.Release()
+		second.Release()
+	})
+}

@@ -265,7 +265,8 @@ func onService[T any](p *Pool, from int) copyOf[T] {
 var errSameServer = errors.New("ldapconn: the other copy of the read runs on this server")
 
 // hedgedRead runs op, a read, as Search and Compare do with a hedge lane.
-// While a server is marked slow, the read goes to the hedge lane first (the
+// While a server is marked slow or suspect (a hedge beat one of its reads
+// that nothing overtook), the read goes to the hedge lane first (the
 // service pool's connections are likely to be to that server) and is hedged
 // on the service pool; otherwise it goes to the service pool and is hedged
 // on the lane. A service connection to a server marked slow is passed over
@@ -274,7 +275,7 @@ var errSameServer = errors.New("ldapconn: the other copy of the read runs on thi
 func hedgedRead[T any](p *Pool, ctx context.Context, op func(*client) (T, error)) (T, error) {
 	p.noteHedgeable()
 	p.moves.earn()
-	if p.health.anyMarkedSlow(time.Now()) {
+	if p.health.readsLaneFirst(time.Now()) {
 		if l := p.laneLease(ctx, -1); l != nil {
 			v, err := hedged(&l.client, op, onService[T](p, l.inner.Conn().server))
 			l.endDo()

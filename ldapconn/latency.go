@@ -210,12 +210,13 @@ func (h *health) hedgeAfter(i int) time.Duration {
 // a LAN's answers vary by about as much.
 const hedgeMargin = time.Millisecond
 
-// anyMarkedSlow reports whether a server is marked slow while another is
-// there to go to: reads then go to the hedge lane first.
-func (h *health) anyMarkedSlow(now time.Time) bool {
+// readsLaneFirst reports whether a server is marked slow or suspect while
+// another is there to go to: reads then go to the hedge lane first.
+func (h *health) readsLaneFirst(now time.Time) bool {
 	t := now.UnixNano()
 	for i := range h.servers {
-		if t < h.activity[i].slowUntil.Load() && h.elsewhereToGo(i, now) {
+		a := &h.activity[i]
+		if (t < a.slowUntil.Load() || t < a.suspectUntil.Load()) && h.elsewhereToGo(i, now) {
 			return true
 		}
 	}
@@ -244,6 +245,7 @@ func (h *health) hedgeWon(loser, winner int, started, now time.Time) (marked boo
 		return false
 	}
 	h.activity[winner].slowUntil.Store(0)
+	h.activity[winner].suspectUntil.Store(0)
 	a := &h.activity[loser]
 	if h.overtaken(loser, started) {
 		return false // loser answered an operation that came after this one: busy, not slow
@@ -254,10 +256,17 @@ func (h *health) hedgeWon(loser, winner int, started, now time.Time) (marked boo
 		a.winsSince, a.wins, a.hedgedBefore = now, 0, hedged-1
 	}
 	a.wins++
-	mark := a.wins >= hedgeWinsToMark && 3*a.wins >= 2*int(hedged-a.hedgedBefore)
+	wins := a.wins
+	mark := wins >= hedgeWinsToMark && 3*wins >= 2*int(hedged-a.hedgedBefore)
 	a.mu.Unlock()
-	if mark {
+	switch {
+	case mark:
 		h.markSlow(loser, now)
+	case wins >= hedgeWinsToSuspect:
+		// Until enough wins decide, loser is suspect: new reads go to
+		// the hedge lane first for a moment, rather than each waiting
+		// out a hedge delay on a server that may have slowed.
+		a.suspectUntil.Store(now.Add(max(suspectFor*h.hedgeAfter(loser), suspectAtLeast)).UnixNano())
 	}
 	return mark
 }
@@ -265,6 +274,14 @@ func (h *health) hedgeWon(loser, winner int, started, now time.Time) (marked boo
 const (
 	hedgeWinsToMark = 5
 	hedgeWinWindow  = time.Second
+	// From hedgeWinsToSuspect such wins, a win that does not mark its
+	// loser makes it suspect for suspectFor of its hedge delays,
+	// suspectAtLeast at least: about as long as the other reads caught
+	// with the ones that lost take to be hedged and win in their turn.
+	// One win is not enough: one slow operation moves nothing.
+	hedgeWinsToSuspect = 2
+	suspectFor         = 2
+	suspectAtLeast     = 10 * time.Millisecond
 )
 
 // hedgeRetries is how many times a read whose hedge could not go looks

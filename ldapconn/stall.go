@@ -44,14 +44,18 @@ var errStalled = errors.New("ldapconn: the server answered nothing while operati
 // operations without locks.
 type activity struct {
 	inflight   atomic.Int64
-	busySince  atomic.Int64  // unix nanoseconds: when inflight last went from 0 to 1
-	lastAnswer atomic.Int64  // unix nanoseconds: when an operation last got an answer
-	latency    atomic.Int64  // nanoseconds: moving average of answer times (1/8 weight for each new one)
-	slowUntil  atomic.Int64  // unix nanoseconds: a search was moved off it, or a hedge beat it; slow until then (latency.go)
-	baseline   atomic.Int64  // nanoseconds: a slower moving average (1/64 weight), what the server usually takes (latency.go)
-	tail       tailWindow    // the 99th percentile of its recent answer times (tail.go)
-	hedged     atomic.Uint64 // reads on it hedged to another server (hedge.go)
-	hedgesLost atomic.Uint64 // of which the other server answered first
+	busySince  atomic.Int64 // unix nanoseconds: when inflight last went from 0 to 1
+	lastAnswer atomic.Int64 // unix nanoseconds: when an operation last got an answer
+	latency    atomic.Int64 // nanoseconds: moving average of answer times (1/8 weight for each new one)
+	slowUntil  atomic.Int64 // unix nanoseconds: a search was moved off it, or a hedge beat it; slow until then (latency.go)
+	// suspectUntil is unix nanoseconds: a hedge beat one of its reads
+	// that nothing overtook, too few yet to mark it slow; reads go to the
+	// hedge lane first until then (latency.go, hedgeWon).
+	suspectUntil atomic.Int64
+	baseline     atomic.Int64  // nanoseconds: a slower moving average (1/64 weight), what the server usually takes (latency.go)
+	tail         tailWindow    // the 99th percentile of its recent answer times (tail.go)
+	hedged       atomic.Uint64 // reads on it hedged to another server (hedge.go)
+	hedgesLost   atomic.Uint64 // of which the other server answered first
 	// lastAnsweredStart is when the latest-started of its answered
 	// operations started (sinceEpoch): whether it answered a read that came
 	// after one a hedge beat (latency.go, hedgeWon).

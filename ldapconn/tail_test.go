@@ -75,3 +75,60 @@ func TestHedgeWinsMarkOnlyAServerWhereNothingOvertakes(t *testing.T) {
 		})
 	}
 }
+
+// TestTwoWinsThatDoNotMarkMakeTheLoserSuspect: hedges that beat reads
+// nothing overtook, too few to mark their server slow, send new reads to
+// the hedge lane first for a moment (readsLaneFirst) from the second, so
+// that the reads that come while the other caught reads are hedged do not
+// wait out a hedge delay there too. One win is not enough (one slow
+// operation moves nothing), nor are wins over overtaken reads (a busy
+// server's stragglers); the suspicion lapses, and a win of the suspect
+// server lifts it.
+func TestTwoWinsThatDoNotMarkMakeTheLoserSuspect(t *testing.T) {
+	servers := []Server{{URL: "ldap://primary"}, {URL: "ldap://secondary"}}
+	h := newHealth(servers, Failover, time.Second, time.Second, nil)
+	h.tails = true
+	base := time.Now()
+	for k := range tailReady {
+		h.begin(0)
+		h.end(0, base.Add(time.Duration(k)*time.Microsecond), true)
+	}
+	h.activity[0].lastAnsweredStart.Store(0)
+	suspect := func(now time.Time) bool { return now.UnixNano() < h.activity[0].suspectUntil.Load() }
+	win := func(overtaken bool) (marked bool, now time.Time) {
+		started := time.Now()
+		if overtaken {
+			h.begin(0)
+			h.end(0, time.Now(), true) // a later read answered first
+		}
+		h.activity[0].hedged.Add(1)
+		now = time.Now()
+		return h.hedgeWon(0, 1, started, now), now
+	}
+
+	for range hedgeWinsToMark {
+		if marked, now := win(true); marked || suspect(now) || h.readsLaneFirst(now) {
+			t.Fatal("wins over overtaken reads marked the primary or made it suspect")
+		}
+	}
+	if marked, now := win(false); marked || suspect(now) {
+		t.Fatal("one win over a read nothing overtook made the primary suspect: one slow operation moves reads")
+	}
+	marked, now := win(false)
+	if marked {
+		t.Fatal("two wins marked the primary slow")
+	}
+	if !suspect(now) || !h.readsLaneFirst(now) {
+		t.Fatal("two wins over reads nothing overtook left reads going to the primary first")
+	}
+	if h.markedSlow(0, now) {
+		t.Fatal("the suspect primary is marked slow: its connections would be closed")
+	}
+	if lapse := now.Add(max(suspectFor*h.hedgeAfter(0), suspectAtLeast) + time.Millisecond); h.readsLaneFirst(lapse) {
+		t.Fatalf("still suspect %v after the win", lapse.Sub(now))
+	}
+	h.hedgeWon(1, 0, time.Now(), time.Now()) // the primary beat a hedge: it answers
+	if suspect(time.Now()) {
+		t.Fatal("a win of the suspect primary left it suspect")
+	}
+}

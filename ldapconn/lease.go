@@ -91,7 +91,10 @@ func (l *Lease) Key() string { return l.inner.Key() }
 // cannot be bound back, or whose state was changed otherwise, is closed.
 // Release returns at once; the Client fails every later call with
 // ErrLeaseReleased. An operation or stream still running keeps the
-// connection until it ends, and the connection goes back then.
+// connection until it ends, and the connection goes back then. A stream
+// left undrained and dropped, with its lease, is found by the garbage
+// collector as a lease dropped without Release is: its connection is
+// closed, and the pool's slot comes back.
 func (l *Lease) Release() {
 	if l.use.release() {
 		l.giveBack()

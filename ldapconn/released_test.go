@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -158,6 +159,10 @@ func TestStreamContextEndGivesTheConnectionBack(t *testing.T) {
 	wantBusy(t, p)
 	cancel() // without draining
 	wantFree(t, p)
+	// The caller held the stream until then: a stream dropped undrained,
+	// with its lease, is the garbage collector's to find
+	// (TestAdoptingADroppedLeaseComesBack).
+	runtime.KeepAlive(resp)
 }
 
 // A caller's Bind is still undone when the connection goes back after the
@@ -327,10 +332,13 @@ func TestUndrainedStreamEndsWithAForcedClose(t *testing.T) {
 	// A one-entry buffer and a search returning many entries: go-ldap's
 	// goroutine blocks sending the second.
 	resp := l.Client().SearchAsync(context.Background(), ldapconn.NewSearch(ldaptest.PeopleDN, "(objectClass=*)"), 1)
-	_ = resp
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	if err := p.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Close with a lease held = %v; want its deadline", err)
 	}
+	// Held, not dropped: a lease dropped with its stream is the garbage
+	// collector's to find (TestAdoptingADroppedLeaseComesBack).
+	runtime.KeepAlive(l)
+	runtime.KeepAlive(resp)
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"weak"
 
 	"github.com/go-ldap/ldap/v3"
 )
@@ -89,8 +90,23 @@ func (c *client) stream(ctx context.Context, name string, r *ldap.SearchRequest,
 	c.l.addStream(s)
 	s.mu.Lock() // the watcher may run at once; it waits for stop to be set
 	// context.AfterFunc starts no goroutine until sctx ends, and stop
-	// unregisters it when the caller drains the stream first.
-	s.stop = context.AfterFunc(sctx, s.drain)
+	// unregisters it when the caller drains the stream first. The watcher
+	// holds the stream weakly: go-ldap's goroutine holds sctx, and through
+	// it a strong hold would keep the stream, its lease too, reachable for
+	// as long as the stream is undrained, and a lease dropped with a stream
+	// open would never be found by the garbage collector, nor its slot
+	// given back. Once the stream is gone, the watcher drains go-ldap's
+	// response alone, so that its goroutine ends.
+	weakS, w := weak.Make(s), conn.wire
+	s.stop = context.AfterFunc(sctx, func() {
+		if s := weakS.Value(); s != nil {
+			s.drain()
+			return
+		}
+		for resp.Next() {
+		}
+		w.settle(cl)
+	})
 	s.mu.Unlock()
 	return s
 }

@@ -62,5 +62,22 @@ func (k *keyring) key(c Credentials) engine.Key {
 	m.Write([]byte(c.DN))
 	m.Write([]byte{0})
 	m.Write([]byte(c.Password))
-	return engine.Key{Name: c.DN + "#" + hex.EncodeToString(m.Sum(nil)[:4]), Credentials: c}
+	// The key holds a copy of c by pointer: a value printed field by field
+	// (fmt's %v of a struct, or its %s, which prints what a pointer field
+	// points to when the verb does not fit the pointer) shows an address.
+	return engine.Key{Name: c.DN + "#" + hex.EncodeToString(m.Sum(nil)[:4]), Credentials: &c}
+}
+
+// heldCredentials holds credentials behind a pointer, for the same reason:
+// the pool's settings keep the service identity's so. The zero value holds
+// Anonymous.
+type heldCredentials struct{ c *Credentials }
+
+func hold(c Credentials) heldCredentials { return heldCredentials{&c} }
+
+func (h heldCredentials) get() Credentials {
+	if h.c == nil {
+		return Anonymous
+	}
+	return *h.c
 }

@@ -22,7 +22,7 @@ func (f optionFunc) apply(c *config) { f(c) }
 // config holds a pool's LDAP settings; defaults beside each field.
 type config struct {
 	name           string          // "ldap"; the bind lane's stats are name+"/bind"
-	service        Credentials     // Anonymous
+	service        heldCredentials // Anonymous
 	method         *bindMethod     // nil: service binds with a simple bind (binds.go)
 	source         *passwordSource // nil: WithBind's password; else the DN's password comes from WithBindPasswordFunc
 	bindOptions    []string        // the bind options given, as written: at most one may be
@@ -75,7 +75,7 @@ func defaultConfig() config {
 // identity other ways; only one bind option may be given. Default: anonymous.
 func WithBind(dn, password string) Option {
 	return optionFunc(func(c *config) {
-		c.service, c.source = Credentials{DN: dn, Password: password}, nil
+		c.service, c.source = hold(Credentials{DN: dn, Password: password}), nil
 		c.bindOptions = append(c.bindOptions, fmt.Sprintf("WithBind(%q, REDACTED)", dn))
 	})
 }
@@ -374,8 +374,8 @@ func (c *config) validate() error {
 		if err := c.source.check(); err != nil {
 			return err
 		}
-	} else if err := c.service.check(); err != nil {
-		return &bindError{dn: c.service.DN, err: err}
+	} else if err := c.service.get().check(); err != nil {
+		return &bindError{dn: c.service.get().DN, err: err}
 	}
 	if !c.maxBackoffSet {
 		c.maxBackoff = max(c.maxBackoff, c.retryDelay)

@@ -37,7 +37,7 @@ import (
 // service identity's.
 func WithBindPasswordFunc(dn string, source func(ctx context.Context) (string, error)) Option {
 	return optionFunc(func(c *config) {
-		c.service = Credentials{DN: dn}
+		c.service = hold(Credentials{DN: dn})
 		c.source = &passwordSource{dn: dn, fetch: source}
 		c.bindOptions = append(c.bindOptions, fmt.Sprintf("WithBindPasswordFunc(%q, func)", dn))
 	})

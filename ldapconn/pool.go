@@ -79,7 +79,7 @@ func newPool(servers []Server, opts []Option) (*Pool, error) {
 	}
 	p := &Pool{cfg: cfg, keys: newKeyring(), closed: new(atomic.Bool)}
 	p.health = newHealth(servers, cfg.strategy, cfg.retryDelay, cfg.maxBackoff, cfg.logger)
-	p.service = p.keys.key(cfg.service)
+	p.service = p.keys.key(cfg.service.get())
 	switch {
 	case cfg.method != nil:
 		p.service = cfg.method.key()
@@ -181,7 +181,7 @@ func (p *Pool) LeaseAs(ctx context.Context, creds Credentials) (*Lease, error) {
 // key returns the pool key of creds; the service identity's is derived once.
 // Under another bind option than WithBind, creds are never the service's.
 func (p *Pool) key(creds Credentials) engine.Key {
-	if p.cfg.method == nil && creds == p.cfg.service {
+	if p.cfg.method == nil && creds == p.cfg.service.get() {
 		return p.service
 	}
 	return p.keys.key(creds)

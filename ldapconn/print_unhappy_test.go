@@ -123,11 +123,12 @@ func TestUnhappyPathValuesPrintNoPassword(t *testing.T) {
 }
 
 // A Lease copied out of its pointer (go vet's copylocks flags fmt.Print(*l);
-// reflect copies it here) prints no password of the identity it is bound
-// as, under %v, %+v, %#v, %d and slog: the identity is held by pointer.
-// Not %s or %q: fmt prints a pointer field under those verbs as a bad verb,
-// which shows the struct behind it, and the pool's settings, with the
-// service's password, are one such struct away.
+// reflect copies it here) prints no password, of the identity it is bound
+// as or of the pool's service identity, under any verb or slog: the
+// identity is held by pointer, and so are the credentials in the pool's
+// settings and keys. (Under %s and %q fmt prints a pointer field as a bad
+// verb, which shows the struct behind it: the pool's settings are one
+// such struct away from a Lease.)
 func TestLeaseValuePrintsNoPassword(t *testing.T) {
 	srv := embedded(t)
 	p := newPool(t, srv.URL(), admin, quiet)
@@ -139,14 +140,19 @@ func TestLeaseValuePrintsNoPassword(t *testing.T) {
 	defer l.Release()
 	// reflect copies the value as *l would, without go vet's copylocks
 	// complaint that `fmt.Printf("%+v", *l)` draws.
-	leaseValue := reflect.ValueOf(l).Elem().Interface()
-	for how, out := range renderings(leaseValue) {
-		if strings.Contains(how, "%s") || strings.Contains(how, "%q") {
-			continue
-		}
-		for _, s := range []string{ldaptest.AdminPassword, user.Password} {
-			if strings.Contains(out, s) {
-				t.Errorf("a Lease value rendered with %s shows the password %q: %.300s", how, s, out)
+	// The Pool too, printed as a value: its settings hold the service
+	// identity's password. %s and %q of a struct print what its pointer
+	// fields point to (fmt's answer to a verb that does not fit a pointer),
+	// the pool's settings for a Lease.
+	for what, v := range map[string]any{
+		"Lease": reflect.ValueOf(l).Elem().Interface(),
+		"Pool":  reflect.ValueOf(p).Elem().Interface(),
+	} {
+		for how, out := range renderings(v) {
+			for _, s := range []string{ldaptest.AdminPassword, user.Password} {
+				if i := strings.Index(out, s); i >= 0 {
+					t.Errorf("a %s value rendered with %s shows the password %q: ...%s", what, how, s, out[max(0, i-200):i])
+				}
 			}
 		}
 	}

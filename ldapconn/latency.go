@@ -52,7 +52,7 @@ func (h *health) slowerThanAnother(i int, now time.Time) bool {
 		return false
 	}
 	for j := range h.servers {
-		if j == i || h.isDown(j, now) || now.UnixNano() < h.activity[j].slowUntil.Load() {
+		if j == i || h.isDown(j, now) || sinceEpoch(now) < h.activity[j].slowUntil.Load() {
 			continue
 		}
 		if theirs, ok := h.recentLatency(j, now); ok && mine > slowRatio*theirs && mine-theirs > slowMargin {
@@ -65,7 +65,7 @@ func (h *health) slowerThanAnother(i int, now time.Time) bool {
 // markedSlow reports whether a search was moved off server i within slowFor
 // and another server, up and not marked, is there to go to.
 func (h *health) markedSlow(i int, now time.Time) bool {
-	return now.UnixNano() < h.activity[i].slowUntil.Load() && h.elsewhereToGo(i, now)
+	return sinceEpoch(now) < h.activity[i].slowUntil.Load() && h.elsewhereToGo(i, now)
 }
 
 // recentLatency returns server i's moving-average answer time, unless it has
@@ -76,7 +76,7 @@ func (h *health) recentLatency(i int, now time.Time) (time.Duration, bool) {
 	if last == 0 {
 		return 0, false
 	}
-	if now.UnixNano()-last > int64(slowForgetAfter) {
+	if sinceEpoch(now)-last > int64(slowForgetAfter) {
 		a.latency.Store(0)
 		a.baseline.Store(0)
 		return 0, false
@@ -99,7 +99,7 @@ func (h *health) moveAfter(i int) time.Duration {
 // marked slow: without one, calling i slow would only make things worse.
 func (h *health) elsewhereToGo(i int, now time.Time) bool {
 	for j := range h.servers {
-		if j != i && !h.isDown(j, now) && now.UnixNano() >= h.activity[j].slowUntil.Load() {
+		if j != i && !h.isDown(j, now) && sinceEpoch(now) >= h.activity[j].slowUntil.Load() {
 			return true
 		}
 	}
@@ -130,7 +130,7 @@ func (h *health) fasterElsewhere(i int, waited time.Duration, now time.Time) boo
 // slow for slowFor, so new work goes elsewhere at once, before its average
 // shows it.
 func (h *health) markSlow(i int, now time.Time) {
-	h.activity[i].slowUntil.Store(now.Add(slowFor).UnixNano())
+	h.activity[i].slowUntil.Store(sinceEpoch(now.Add(slowFor)))
 }
 
 // slowFor is how long one search moved off a server marks it slow.
@@ -213,7 +213,7 @@ const hedgeMargin = time.Millisecond
 // readsLaneFirst reports whether a server is marked slow or suspect while
 // another is there to go to: reads then go to the hedge lane first.
 func (h *health) readsLaneFirst(now time.Time) bool {
-	t := now.UnixNano()
+	t := sinceEpoch(now)
 	for i := range h.servers {
 		a := &h.activity[i]
 		if (t < a.slowUntil.Load() || t < a.suspectUntil.Load()) && h.elsewhereToGo(i, now) {
@@ -266,7 +266,7 @@ func (h *health) hedgeWon(loser, winner int, started, now time.Time) (marked boo
 		// Until enough wins decide, loser is suspect: new reads go to
 		// the hedge lane first for a moment, rather than each waiting
 		// out a hedge delay on a server that may have slowed.
-		a.suspectUntil.Store(now.Add(max(suspectFor*h.hedgeAfter(loser), suspectAtLeast)).UnixNano())
+		a.suspectUntil.Store(sinceEpoch(now.Add(max(suspectFor*h.hedgeAfter(loser), suspectAtLeast))))
 	}
 	return mark
 }

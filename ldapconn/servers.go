@@ -280,7 +280,7 @@ func (h *health) status(now time.Time) []ServerStatus {
 		out[i] = ServerStatus{URL: h.servers[i].URL, Up: !now.Before(s.downUntil), Failures: s.failures, Open: int(h.open[i].Load()),
 			Operations: h.ops[i].Load(), OperationErrors: h.opErrors[i].Load(), Failovers: h.failovers[i].Load(),
 			Hedged: h.activity[i].hedged.Load(), HedgesLost: h.activity[i].hedgesLost.Load(),
-			Slow: now.UnixNano() < h.activity[i].slowUntil.Load()}
+			Slow: sinceEpoch(now) < h.activity[i].slowUntil.Load()}
 		if !out[i].Up {
 			out[i].RetryIn = s.downUntil.Sub(now)
 		}

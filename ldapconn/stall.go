@@ -44,11 +44,11 @@ var errStalled = errors.New("ldapconn: the server answered nothing while operati
 // operations without locks.
 type activity struct {
 	inflight   atomic.Int64
-	busySince  atomic.Int64 // unix nanoseconds: when inflight last went from 0 to 1
-	lastAnswer atomic.Int64 // unix nanoseconds: when an operation last got an answer
+	busySince  atomic.Int64 // nanoseconds since epoch (sinceEpoch): when inflight last went from 0 to 1
+	lastAnswer atomic.Int64 // nanoseconds since epoch (sinceEpoch): when an operation last got an answer
 	latency    atomic.Int64 // nanoseconds: moving average of answer times (1/8 weight for each new one)
-	slowUntil  atomic.Int64 // unix nanoseconds: a search was moved off it, or a hedge beat it; slow until then (latency.go)
-	// suspectUntil is unix nanoseconds: a hedge beat one of its reads
+	slowUntil  atomic.Int64 // nanoseconds since epoch (sinceEpoch): a search was moved off it, or a hedge beat it; slow until then (latency.go)
+	// suspectUntil is nanoseconds since epoch: a hedge beat one of its reads
 	// that nothing overtook, too few yet to mark it slow; reads go to the
 	// hedge lane first until then (latency.go, hedgeWon).
 	suspectUntil atomic.Int64
@@ -76,10 +76,10 @@ func (h *health) begin(i int) time.Time {
 	// operations in flight with a busySince from an earlier busy spell
 	// (an operation ending as this one starts can race the first store).
 	if a.inflight.Load() == 0 {
-		a.busySince.Store(now.UnixNano())
+		a.busySince.Store(sinceEpoch(now))
 	}
 	if a.inflight.Add(1) == 1 {
-		a.busySince.Store(now.UnixNano())
+		a.busySince.Store(sinceEpoch(now))
 	}
 	return now
 }
@@ -91,7 +91,7 @@ func (h *health) end(i int, start time.Time, answered bool) {
 	a := &h.activity[i]
 	if answered {
 		now := time.Now()
-		a.lastAnswer.Store(now.UnixNano())
+		a.lastAnswer.Store(sinceEpoch(now))
 		took := int64(now.Sub(start))
 		average(&a.latency, took, 8)
 		// The baseline is what the server usually takes: a sample far
@@ -165,7 +165,7 @@ func (h *health) stalled(i int, now time.Time) bool {
 		return false
 	}
 	quietSince := max(a.busySince.Load(), a.lastAnswer.Load())
-	return now.UnixNano()-quietSince > int64(h.stallAfter(i))
+	return sinceEpoch(now)-quietSince > int64(h.stallAfter(i))
 }
 
 func (h *health) track(c *Conn) {

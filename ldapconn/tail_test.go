@@ -94,7 +94,7 @@ func TestTwoWinsThatDoNotMarkMakeTheLoserSuspect(t *testing.T) {
 		h.end(0, base.Add(time.Duration(k)*time.Microsecond), true)
 	}
 	h.activity[0].lastAnsweredStart.Store(0)
-	suspect := func(now time.Time) bool { return now.UnixNano() < h.activity[0].suspectUntil.Load() }
+	suspect := func(now time.Time) bool { return sinceEpoch(now) < h.activity[0].suspectUntil.Load() }
 	win := func(overtaken bool) (marked bool, now time.Time) {
 		started := time.Now()
 		if overtaken {

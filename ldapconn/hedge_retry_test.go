@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,5 +113,65 @@ func TestARefusedHedgeIsTriedAgain(t *testing.T) {
 				t.Fatalf("%d of 16 reads waited out the slowed secondary (100 ms) unhedged, the recovered primary a hedge away", slow)
 			}
 		})
+	}
+}
+
+// A read still unanswered past its server's stall time is hedged whatever
+// the budget: here the budget is spent and the primary holds one search for
+// 2 s (the server answers everything else, a probe included). The read is
+// answered by its hedge on the secondary soon after the stall time (150 ms
+// here), not after the 2 s; with the budget's word final it would wait them
+// out.
+func TestAReadPastTheStallTimeIsHedgedWithoutBudget(t *testing.T) {
+	var slowOne atomic.Bool
+	primary, err := ldaptest.NewServer(ldaptest.WithLatency(func() time.Duration {
+		if slowOne.CompareAndSwap(true, false) {
+			return 2 * time.Second
+		}
+		return 0
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer primary.Close()
+	secondary, err := ldaptest.NewServer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer secondary.Close()
+	p, err := NewPool(primary.URL()+","+secondary.URL(), WithBind(ldaptest.AdminDN, ldaptest.AdminPassword), WithMaxSize(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		p.Close(ctx)
+	}()
+	search := ldap.NewSearchRequest(ldaptest.PeopleDN, ldap.ScopeWholeSubtree, ldap.NeverDerefAliases,
+		0, 0, false, "(uid=user1)", []string{"cn"}, nil)
+	for range 200 { // the primary's answer times, so that reads are hedged
+		if _, err := p.Search(t.Context(), search); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p.keepStandby() // the hedge lane's connection to the secondary
+	if p.lane.on.Load() != 2 {
+		t.Fatalf("the hedge lane stands by at server %d; want the secondary", int(p.lane.on.Load())-1)
+	}
+	p.moves.milli.Store(0) // the budget spent
+	hedged, stallAfter := p.health.activity[0].hedged.Load(), p.health.stallAfter(0)
+	slowOne.Store(true)
+	start := time.Now()
+	if _, err := p.Search(t.Context(), search); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	if n := p.health.activity[0].hedged.Load() - hedged; n != 1 || took >= time.Second {
+		t.Fatalf("the read stuck on the primary took %v with %d hedges (stall time %v); want it hedged once soon after the stall time",
+			took, n, stallAfter)
+	}
+	if took < stallAfter {
+		t.Fatalf("the read was hedged after %v, before the stall time %v, with the budget spent", took, stallAfter)
 	}
 }

@@ -513,7 +513,9 @@ func (c *client) DirSync(r *ldap.SearchRequest, flags, maxAttrCount int64, cooki
 // The streaming calls take their own context, which go-ldap honours. Each
 // holds a use of the lease until its response is drained or its context
 // ends (see stream), so the connection stays with the lease until then,
-// Release or not.
+// Release or not. A stream whose context ends before the server's last
+// answer ends with an Err matching the context's error (go-ldap's own ends
+// with none), so entries cut short never look like the whole answer.
 
 func (c *client) SearchAsync(ctx context.Context, r *ldap.SearchRequest, bufferSize int) ldap.Response {
 	return c.stream(ctx, "SearchAsync", r, func(ctx context.Context, conn *ldap.Conn) ldap.Response {

@@ -19,7 +19,9 @@ import (
 // channel last). Ending it as soon as the context ends would let that
 // goroutine still send the request on a connection given to someone else.
 type stream struct {
-	l *Lease
+	l    *Lease
+	ctx  context.Context // the caller's: a stream it ends before the response is done ends with its error
+	name string
 
 	// mu serialises the caller's Next with the drain that follows the end
 	// of the context, and guards every field below.
@@ -85,7 +87,7 @@ func (c *client) stream(ctx context.Context, name string, r *ldap.SearchRequest,
 			conn.wire.settle(cl)
 		})
 	}
-	s := &stream{l: c.l, resp: resp, claim: cl, cancel: func() { unlink(); cancel() }}
+	s := &stream{l: c.l, ctx: ctx, name: name, resp: resp, claim: cl, cancel: func() { unlink(); cancel() }}
 	c.l.addStream(s)
 	s.mu.Lock() // the watcher may run at once; it waits for stop to be set
 	// context.AfterFunc starts no goroutine until sctx ends, and stop
@@ -155,8 +157,15 @@ func (s *stream) finish() {
 		err = errConnClosed
 	}
 	s.err = s.l.observe(err)
-	if s.err == nil && s.cut.Load() {
+	switch {
+	case s.err != nil:
+	case s.cut.Load():
 		s.err = errOutlivedDo
+	case s.ctx.Err() != nil:
+		// go-ldap stops without an error when its context ends too: the
+		// caller's context ended the stream, whose entries may be cut
+		// short, so say so, as Search does.
+		s.err = fmt.Errorf("ldapconn: %s abandoned: %w", s.name, s.ctx.Err())
 	}
 	s.cancel()
 }

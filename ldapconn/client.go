@@ -27,6 +27,11 @@ func released(op string) error {
 	return fmt.Errorf("%w: %s called after Release or Discard", ErrLeaseReleased, op)
 }
 
+// nilRequest is the error of a call given a nil request: nothing is sent
+// (go-ldap would panic, or fail as if the connection had broken, or, for a
+// search, end it with no entries and no error).
+func nilRequest(op string) error { return fmt.Errorf("%w: %s: the request is nil", ErrBadRequest, op) }
+
 // client is a Lease seen as go-ldap's ldap.Client. Every method that
 // touches the connection does so inside a use of the lease (see uses), so
 // none reaches it after the lease is released.
@@ -362,6 +367,9 @@ func (c *client) UnauthenticatedBind(username string) error {
 }
 
 func (c *client) SimpleBind(r *ldap.SimpleBindRequest) (*ldap.SimpleBindResult, error) {
+	if r == nil {
+		return nil, nilRequest("SimpleBind")
+	}
 	if err := c.exclusive("SimpleBind"); err != nil {
 		return nil, err
 	}
@@ -398,31 +406,49 @@ func (c *client) Unbind() error {
 }
 
 func (c *client) Add(r *ldap.AddRequest) error {
+	if r == nil {
+		return nilRequest("Add")
+	}
 	c.l.wrote.Store(true)
 	return run0(c, "Add", func(conn *ldap.Conn) error { return conn.Add(r) })
 }
 
 func (c *client) Del(r *ldap.DelRequest) error {
+	if r == nil {
+		return nilRequest("Del")
+	}
 	c.l.wrote.Store(true)
 	return run0(c, "Del", func(conn *ldap.Conn) error { return conn.Del(r) })
 }
 
 func (c *client) Modify(r *ldap.ModifyRequest) error {
+	if r == nil {
+		return nilRequest("Modify")
+	}
 	c.l.wrote.Store(true)
 	return run0(c, "Modify", func(conn *ldap.Conn) error { return conn.Modify(r) })
 }
 
 func (c *client) ModifyDN(r *ldap.ModifyDNRequest) error {
+	if r == nil {
+		return nilRequest("ModifyDN")
+	}
 	c.l.wrote.Store(true)
 	return run0(c, "ModifyDN", func(conn *ldap.Conn) error { return conn.ModifyDN(r) })
 }
 
 func (c *client) ModifyWithResult(r *ldap.ModifyRequest) (*ldap.ModifyResult, error) {
+	if r == nil {
+		return nil, nilRequest("ModifyWithResult")
+	}
 	c.l.wrote.Store(true)
 	return run(c, "ModifyWithResult", func(conn *ldap.Conn) (*ldap.ModifyResult, error) { return conn.ModifyWithResult(r) })
 }
 
 func (c *client) Extended(r *ldap.ExtendedRequest) (*ldap.ExtendedResponse, error) {
+	if r == nil {
+		return nil, nilRequest("Extended")
+	}
 	c.l.wrote.Store(true)
 	return run(c, "Extended", func(conn *ldap.Conn) (*ldap.ExtendedResponse, error) { return conn.Extended(r) })
 }
@@ -435,11 +461,17 @@ func (c *client) Compare(dn, attribute, value string) (bool, error) {
 }
 
 func (c *client) PasswordModify(r *ldap.PasswordModifyRequest) (*ldap.PasswordModifyResult, error) {
+	if r == nil {
+		return nil, nilRequest("PasswordModify")
+	}
 	c.l.wrote.Store(true)
 	return run(c, "PasswordModify", func(conn *ldap.Conn) (*ldap.PasswordModifyResult, error) { return conn.PasswordModify(r) })
 }
 
 func (c *client) Search(r *ldap.SearchRequest) (*ldap.SearchResult, error) {
+	if r == nil {
+		return nil, nilRequest("Search")
+	}
 	if c.context().Done() == nil {
 		return runNow(c, "Search", func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.Search(r) })
 	}
@@ -454,6 +486,9 @@ func (c *client) Search(r *ldap.SearchRequest) (*ldap.SearchResult, error) {
 // servers such as OpenLDAP keep one paged-results state per connection,
 // which two paged searches sharing it would each invalidate.
 func (c *client) SearchWithPaging(r *ldap.SearchRequest, size uint32) (*ldap.SearchResult, error) {
+	if r == nil {
+		return nil, nilRequest("SearchWithPaging")
+	}
 	if err := c.begin("SearchWithPaging"); err != nil {
 		return nil, err
 	}
@@ -505,6 +540,9 @@ func (c *client) SearchWithPaging(r *ldap.SearchRequest, size uint32) (*ldap.Sea
 }
 
 func (c *client) DirSync(r *ldap.SearchRequest, flags, maxAttrCount int64, cookie []byte) (*ldap.SearchResult, error) {
+	if r == nil {
+		return nil, nilRequest("DirSync")
+	}
 	return run(c, "DirSync", func(conn *ldap.Conn) (*ldap.SearchResult, error) {
 		return conn.DirSync(r, flags, maxAttrCount, cookie)
 	})

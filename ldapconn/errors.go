@@ -48,7 +48,8 @@ var (
 
 	// ErrBadRequest is matched by the error of a call whose arguments cannot
 	// be used (an empty DN to Authenticate, a password without a DN, a bad
-	// server URI); nothing was sent to a server.
+	// server URI, a nil request or a nil function to Do); nothing was sent
+	// to a server.
 	ErrBadRequest = errors.New("ldapconn: bad request")
 
 	// ErrServerDown is matched by the error returned when no server could

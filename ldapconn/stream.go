@@ -41,16 +41,17 @@ type stream struct {
 // stream starts a streaming call inside a use of the lease, or returns a
 // response that fails with ErrLeaseReleased if the lease is released.
 func (c *client) stream(ctx context.Context, name string, r *ldap.SearchRequest, start func(context.Context, *ldap.Conn) ldap.Response) ldap.Response {
+	if r == nil {
+		return releasedResponse{nilRequest(name)}
+	}
 	if err := c.begin(name); err != nil {
 		return releasedResponse{err}
 	}
 	// A filter go-ldap cannot encode is never written: say so now, before
 	// the call claims the connection's next request (see wireConn).
-	if r != nil {
-		if _, err := ldap.CompileFilter(r.Filter); err != nil {
-			c.l.endUse()
-			return releasedResponse{err}
-		}
+	if _, err := ldap.CompileFilter(r.Filter); err != nil {
+		c.l.endUse()
+		return releasedResponse{err}
 	}
 	conn := c.l.inner.Conn()
 	if conn.ldap.IsClosing() { // go-ldap would end the stream without writing it, or an error

@@ -99,3 +99,48 @@ func TestAdoptingNilRequestIsABadRequest(t *testing.T) {
 		t.Fatalf("Search after the nil requests: %v", err)
 	}
 }
+
+// A search go-ldap cannot encode (here a nil Control among its Controls,
+// which a control builder returned on an error path) is never sent; go-ldap's
+// search goroutine recovers from the panic and ends the response with no
+// entries and no error. The pool says it is a bad request instead of an
+// empty answer: a service that looked a user up saw "no such user".
+func TestAdoptingUnencodableSearchIsABadRequest(t *testing.T) {
+	srv := embedded(t)
+	p := newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(1))
+	ctx := contractCtx(t)
+	req := searchUID("user1")
+	req.Controls = []ldap.Control{nil}
+	for name, call := range map[string]func() error{
+		"Pool.Search": func() error { _, err := p.Search(ctx, req); return err },
+		"SearchAsync": func() error {
+			return p.Do(ctx, func(c ldap.Client) error {
+				r := c.SearchAsync(ctx, req, 0)
+				for r.Next() {
+				}
+				return r.Err()
+			})
+		},
+		"SearchAsync on a lease": func() error {
+			l, err := p.Lease(ctx)
+			if err != nil {
+				return err
+			}
+			defer l.Release()
+			r := l.Client().SearchAsync(ctx, req, 0)
+			for r.Next() {
+			}
+			return r.Err()
+		},
+	} {
+		if err := call(); !errors.Is(err, ldapconn.ErrBadRequest) || ldapconn.IsRetryable(err) {
+			t.Errorf("%s of a request go-ldap cannot encode: %v; want an error matching ErrBadRequest, not retryable", name, err)
+		}
+	}
+	if res, err := p.Search(ctx, searchUID("user1")); err != nil || cnOf(t, res) != "User 1" {
+		t.Fatalf("Search after: %v", err)
+	}
+	if st := p.Stats(); st.Discards != 0 || st.Dials != 1 {
+		t.Errorf("discards = %d, dials = %d; want 0 and 1: nothing was sent", st.Discards, st.Dials)
+	}
+}

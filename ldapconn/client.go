@@ -235,7 +235,19 @@ func search(ctx context.Context, conn *Conn, r *ldap.SearchRequest) (*ldap.Searc
 	if conn.ldap.IsClosing() && id == 0 {
 		return nil, errConnClosed // closed before the request was written
 	}
+	if cl != nil && id == 0 {
+		return nil, unsent("Search", conn.ldap)
+	}
 	return res, nil
+}
+
+// unsent is the error of a search go-ldap ended without writing it, and
+// without an error, on a connection still open: its goroutine could not
+// encode the request (a nil Control in its Controls, say), recovered, and
+// recorded why as the connection's last error. Nothing was sent, and an
+// answer with no entries would be a lie.
+func unsent(op string, conn *ldap.Conn) error {
+	return fmt.Errorf("%w: %s: the request could not be encoded: %v", ErrBadRequest, op, conn.GetLastError())
 }
 
 func run0(c *client, name string, op func(*ldap.Conn) error) error {

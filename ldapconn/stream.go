@@ -150,12 +150,19 @@ func (s *stream) drain() {
 // observed now, while the connection is still the lease's.
 func (s *stream) finish() {
 	s.ended = true
-	s.l.inner.Conn().wire.settle(s.claim)
+	conn := s.l.inner.Conn()
+	id := conn.wire.settle(s.claim)
 	err := s.resp.Err()
-	if err == nil && s.l.inner.Conn().life.Err() != nil {
+	switch {
+	case err != nil:
+	case conn.life.Err() != nil:
 		// go-ldap stops without an error when its context ends; here that
 		// was the pool closing the connection under the stream.
 		err = errConnClosed
+	case s.claim != nil && id == 0 && s.ctx.Err() == nil && !s.cut.Load() && !conn.ldap.IsClosing():
+		s.err = unsent(s.name, conn.ldap) // nothing sent: not the connection's fault
+		s.cancel()
+		return
 	}
 	s.err = s.l.observe(err)
 	switch {

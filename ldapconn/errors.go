@@ -127,6 +127,23 @@ func (e *credentialsError) Is(target error) bool {
 	return target == ErrInvalidCredentials || target == engine.ErrKeyRejected
 }
 
+// refusedError is a bind the server refused for another reason than the
+// password (see refusal): its error is the server's answer (ldap.Error,
+// whose code ldap.IsErrorWithCode reads), and the engine takes it as the
+// key refused, so the waiter gets it at once and nothing is retried.
+type refusedError struct {
+	dn  string
+	err error
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("ldapconn: bind as %q refused: %v", e.dn, e.err)
+}
+
+func (e *refusedError) Unwrap() error { return e.err }
+
+func (e *refusedError) Is(target error) bool { return target == engine.ErrKeyRejected }
+
 // timeoutError is an operation that go-ldap's request timeout (the
 // operation timeout) ended: it matches context.DeadlineExceeded, and unwraps
 // to go-ldap's error.

@@ -194,6 +194,10 @@ func (p *Pool) unwrapCredentials(err error) error {
 	if errors.As(err, &ce) {
 		return ce
 	}
+	var re *refusedError
+	if errors.As(err, &re) {
+		return re
+	}
 	return err
 }
 

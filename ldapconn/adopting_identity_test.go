@@ -10,6 +10,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -108,5 +110,64 @@ func TestAdoptingMalformedDNIsTheCallersError(t *testing.T) {
 		if !st.Up || st.Failures != 0 {
 			t.Errorf("server %s up %v, failures %d (%s); want it up", st.URL, st.Up, st.Failures, st.LastError)
 		}
+	}
+}
+
+// Code ported from go-ldap checks a user's password by binding on a
+// connection of its own (a Lease, or DoAs), as it did on its own
+// connection. A wrong password there is told apart the way the README
+// promises for every call (errors.Is(err, ErrInvalidCredentials), as
+// IsInvalidCredentials and ldap.IsErrorWithCode(err, 49) already said), the
+// error names the DN but never the password, and the connection goes back
+// bound as the pool's identity.
+func TestAdoptingWrongPasswordOnALeaseMatchesErrInvalidCredentials(t *testing.T) {
+	srv := embedded(t)
+	p := newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(1))
+	ctx := contractCtx(t)
+	const wrong = "not-the-password-42"
+	binds := map[string]func(c ldap.Client) error{
+		"Bind": func(c ldap.Client) error { return c.Bind(ldaptest.UserDN(4), wrong) },
+		"SimpleBind": func(c ldap.Client) error {
+			_, err := c.SimpleBind(&ldap.SimpleBindRequest{Username: ldaptest.UserDN(4), Password: wrong})
+			return err
+		},
+	}
+	check := func(how string, err error) {
+		t.Helper()
+		if !errors.Is(err, ldapconn.ErrInvalidCredentials) || !ldapconn.IsInvalidCredentials(err) ||
+			!ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+			t.Errorf("%s with a wrong password: %v; want it to match ErrInvalidCredentials, IsInvalidCredentials and code 49", how, err)
+		}
+		if ldapconn.IsRetryable(err) {
+			t.Errorf("%s with a wrong password: IsRetryable = true; want false (retries lock accounts)", how)
+		}
+		if err != nil && strings.Contains(err.Error(), wrong) {
+			t.Errorf("%s: the error shows the password: %v", how, err)
+		}
+	}
+	for name, bind := range binds {
+		l, err := p.Lease(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("Lease's "+name, bind(l.Client()))
+		l.Release()
+		check("DoAs's "+name, p.DoAs(ctx, ldapconn.Credentials{DN: ldaptest.UserDN(5), Password: ldaptest.UserPassword(5)}, bind))
+	}
+	// The right password still binds, and the pool's connection is the
+	// service identity's again after each lease.
+	l, err := p.Lease(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Client().Bind(ldaptest.UserDN(4), ldaptest.UserPassword(4)); err != nil {
+		t.Fatalf("Bind with the right password: %v", err)
+	}
+	l.Release()
+	if _, err := p.Search(ctx, searchUID("user1")); err != nil {
+		t.Fatal(err)
+	}
+	if got := srv.BoundDNs(); !slices.Equal(got, []string{ldaptest.AdminDN}) {
+		t.Fatalf("bound DNs = %v; want the one connection bound back to the service", got)
 	}
 }

@@ -269,11 +269,21 @@ func (c *client) with(f func(*ldap.Conn)) bool {
 
 // rebind records, inside the use that binds, that the caller binds as
 // someone else, so that the release that may follow the use reverts it.
-func (c *client) rebind(op func(*ldap.Conn) error) func(*ldap.Conn) error {
+func (c *client) rebind(dn string, op func(*ldap.Conn) error) func(*ldap.Conn) error {
 	return func(conn *ldap.Conn) error {
 		c.l.rebound.Store(true)
-		return op(conn)
+		return wrongPassword(dn, op(conn))
 	}
+}
+
+// wrongPassword makes a bind refused with result 49 match
+// ErrInvalidCredentials, as the pool's own binds do; its text names dn, and
+// ldap.IsErrorWithCode still reads the code.
+func wrongPassword(dn string, err error) error {
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+		return &credentialsError{dn: dn, err: err}
+	}
+	return err
 }
 
 // begin starts a use of the lease for the call name (see uses), or returns
@@ -368,14 +378,14 @@ func (c *client) Bind(username, password string) error {
 	if err := c.exclusive("Bind"); err != nil {
 		return err
 	}
-	return run0(c, "Bind", c.rebind(func(conn *ldap.Conn) error { return conn.Bind(username, password) }))
+	return run0(c, "Bind", c.rebind(username, func(conn *ldap.Conn) error { return conn.Bind(username, password) }))
 }
 
 func (c *client) UnauthenticatedBind(username string) error {
 	if err := c.exclusive("UnauthenticatedBind"); err != nil {
 		return err
 	}
-	return run0(c, "UnauthenticatedBind", c.rebind(func(conn *ldap.Conn) error { return conn.UnauthenticatedBind(username) }))
+	return run0(c, "UnauthenticatedBind", c.rebind(username, func(conn *ldap.Conn) error { return conn.UnauthenticatedBind(username) }))
 }
 
 func (c *client) SimpleBind(r *ldap.SimpleBindRequest) (*ldap.SimpleBindResult, error) {
@@ -387,7 +397,8 @@ func (c *client) SimpleBind(r *ldap.SimpleBindRequest) (*ldap.SimpleBindResult, 
 	}
 	return run(c, "SimpleBind", func(conn *ldap.Conn) (*ldap.SimpleBindResult, error) {
 		c.l.rebound.Store(true)
-		return conn.SimpleBind(r)
+		res, err := conn.SimpleBind(r)
+		return res, wrongPassword(r.Username, err)
 	})
 }
 
@@ -395,14 +406,14 @@ func (c *client) ExternalBind() error {
 	if err := c.exclusive("ExternalBind"); err != nil {
 		return err
 	}
-	return run0(c, "ExternalBind", c.rebind(func(conn *ldap.Conn) error { return conn.ExternalBind() }))
+	return run0(c, "ExternalBind", c.rebind("EXTERNAL", func(conn *ldap.Conn) error { return conn.ExternalBind() }))
 }
 
 func (c *client) NTLMUnauthenticatedBind(domain, username string) error {
 	if err := c.exclusive("NTLMUnauthenticatedBind"); err != nil {
 		return err
 	}
-	return run0(c, "NTLMUnauthenticatedBind", c.rebind(func(conn *ldap.Conn) error {
+	return run0(c, "NTLMUnauthenticatedBind", c.rebind(domain+`\`+username, func(conn *ldap.Conn) error {
 		return conn.NTLMUnauthenticatedBind(domain, username)
 	}))
 }

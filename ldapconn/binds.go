@@ -31,14 +31,11 @@ type bindMethod struct {
 	bind     func(ctx context.Context, lc *ldap.Conn) error
 }
 
-// bindTo runs the method; a refusal with result 49 is the caller's error, as
-// for WithBind: never retried, and it stops background dials.
+// bindTo runs the method; a refusal (result 49, and the others refusal
+// names) is the caller's error, as for WithBind: never retried, and it stops
+// background dials.
 func (m *bindMethod) bindTo(ctx context.Context, lc *ldap.Conn) error {
-	err := m.bind(ctx, lc)
-	if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
-		return &credentialsError{dn: m.name, err: err}
-	}
-	return err
+	return refusal(m.name, m.bind(ctx, lc))
 }
 
 // key is the pool key of connections bound by m. Its name ends in ')', and

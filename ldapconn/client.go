@@ -27,6 +27,11 @@ func released(op string) error {
 	return fmt.Errorf("%w: %s called after Release or Discard", ErrLeaseReleased, op)
 }
 
+// nilRequest is the error of a call given a nil request: nothing is sent
+// (go-ldap would panic, or fail as if the connection had broken, or, for a
+// search, end it with no entries and no error).
+func nilRequest(op string) error { return fmt.Errorf("%w: %s: the request is nil", ErrBadRequest, op) }
+
 // client is a Lease seen as go-ldap's ldap.Client. Every method that
 // touches the connection does so inside a use of the lease (see uses), so
 // none reaches it after the lease is released.
@@ -230,7 +235,19 @@ func search(ctx context.Context, conn *Conn, r *ldap.SearchRequest) (*ldap.Searc
 	if conn.ldap.IsClosing() && id == 0 {
 		return nil, errConnClosed // closed before the request was written
 	}
+	if cl != nil && id == 0 {
+		return nil, unsent("Search", conn.ldap)
+	}
 	return res, nil
+}
+
+// unsent is the error of a search go-ldap ended without writing it, and
+// without an error, on a connection still open: its goroutine could not
+// encode the request (a nil Control in its Controls, say), recovered, and
+// recorded why as the connection's last error. Nothing was sent, and an
+// answer with no entries would be a lie.
+func unsent(op string, conn *ldap.Conn) error {
+	return fmt.Errorf("%w: %s: the request could not be encoded: %v", ErrBadRequest, op, conn.GetLastError())
 }
 
 func run0(c *client, name string, op func(*ldap.Conn) error) error {
@@ -252,11 +269,21 @@ func (c *client) with(f func(*ldap.Conn)) bool {
 
 // rebind records, inside the use that binds, that the caller binds as
 // someone else, so that the release that may follow the use reverts it.
-func (c *client) rebind(op func(*ldap.Conn) error) func(*ldap.Conn) error {
+func (c *client) rebind(dn string, op func(*ldap.Conn) error) func(*ldap.Conn) error {
 	return func(conn *ldap.Conn) error {
 		c.l.rebound.Store(true)
-		return op(conn)
+		return wrongPassword(dn, op(conn))
 	}
+}
+
+// wrongPassword makes a bind refused with result 49 match
+// ErrInvalidCredentials, as the pool's own binds do; its text names dn, and
+// ldap.IsErrorWithCode still reads the code.
+func wrongPassword(dn string, err error) error {
+	if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
+		return &credentialsError{dn: dn, err: err}
+	}
+	return err
 }
 
 // begin starts a use of the lease for the call name (see uses), or returns
@@ -351,23 +378,27 @@ func (c *client) Bind(username, password string) error {
 	if err := c.exclusive("Bind"); err != nil {
 		return err
 	}
-	return run0(c, "Bind", c.rebind(func(conn *ldap.Conn) error { return conn.Bind(username, password) }))
+	return run0(c, "Bind", c.rebind(username, func(conn *ldap.Conn) error { return conn.Bind(username, password) }))
 }
 
 func (c *client) UnauthenticatedBind(username string) error {
 	if err := c.exclusive("UnauthenticatedBind"); err != nil {
 		return err
 	}
-	return run0(c, "UnauthenticatedBind", c.rebind(func(conn *ldap.Conn) error { return conn.UnauthenticatedBind(username) }))
+	return run0(c, "UnauthenticatedBind", c.rebind(username, func(conn *ldap.Conn) error { return conn.UnauthenticatedBind(username) }))
 }
 
 func (c *client) SimpleBind(r *ldap.SimpleBindRequest) (*ldap.SimpleBindResult, error) {
+	if r == nil {
+		return nil, nilRequest("SimpleBind")
+	}
 	if err := c.exclusive("SimpleBind"); err != nil {
 		return nil, err
 	}
 	return run(c, "SimpleBind", func(conn *ldap.Conn) (*ldap.SimpleBindResult, error) {
 		c.l.rebound.Store(true)
-		return conn.SimpleBind(r)
+		res, err := conn.SimpleBind(r)
+		return res, wrongPassword(r.Username, err)
 	})
 }
 
@@ -375,14 +406,14 @@ func (c *client) ExternalBind() error {
 	if err := c.exclusive("ExternalBind"); err != nil {
 		return err
 	}
-	return run0(c, "ExternalBind", c.rebind(func(conn *ldap.Conn) error { return conn.ExternalBind() }))
+	return run0(c, "ExternalBind", c.rebind("EXTERNAL", func(conn *ldap.Conn) error { return conn.ExternalBind() }))
 }
 
 func (c *client) NTLMUnauthenticatedBind(domain, username string) error {
 	if err := c.exclusive("NTLMUnauthenticatedBind"); err != nil {
 		return err
 	}
-	return run0(c, "NTLMUnauthenticatedBind", c.rebind(func(conn *ldap.Conn) error {
+	return run0(c, "NTLMUnauthenticatedBind", c.rebind(domain+`\`+username, func(conn *ldap.Conn) error {
 		return conn.NTLMUnauthenticatedBind(domain, username)
 	}))
 }
@@ -398,31 +429,49 @@ func (c *client) Unbind() error {
 }
 
 func (c *client) Add(r *ldap.AddRequest) error {
+	if r == nil {
+		return nilRequest("Add")
+	}
 	c.l.wrote.Store(true)
 	return run0(c, "Add", func(conn *ldap.Conn) error { return conn.Add(r) })
 }
 
 func (c *client) Del(r *ldap.DelRequest) error {
+	if r == nil {
+		return nilRequest("Del")
+	}
 	c.l.wrote.Store(true)
 	return run0(c, "Del", func(conn *ldap.Conn) error { return conn.Del(r) })
 }
 
 func (c *client) Modify(r *ldap.ModifyRequest) error {
+	if r == nil {
+		return nilRequest("Modify")
+	}
 	c.l.wrote.Store(true)
 	return run0(c, "Modify", func(conn *ldap.Conn) error { return conn.Modify(r) })
 }
 
 func (c *client) ModifyDN(r *ldap.ModifyDNRequest) error {
+	if r == nil {
+		return nilRequest("ModifyDN")
+	}
 	c.l.wrote.Store(true)
 	return run0(c, "ModifyDN", func(conn *ldap.Conn) error { return conn.ModifyDN(r) })
 }
 
 func (c *client) ModifyWithResult(r *ldap.ModifyRequest) (*ldap.ModifyResult, error) {
+	if r == nil {
+		return nil, nilRequest("ModifyWithResult")
+	}
 	c.l.wrote.Store(true)
 	return run(c, "ModifyWithResult", func(conn *ldap.Conn) (*ldap.ModifyResult, error) { return conn.ModifyWithResult(r) })
 }
 
 func (c *client) Extended(r *ldap.ExtendedRequest) (*ldap.ExtendedResponse, error) {
+	if r == nil {
+		return nil, nilRequest("Extended")
+	}
 	c.l.wrote.Store(true)
 	return run(c, "Extended", func(conn *ldap.Conn) (*ldap.ExtendedResponse, error) { return conn.Extended(r) })
 }
@@ -435,11 +484,17 @@ func (c *client) Compare(dn, attribute, value string) (bool, error) {
 }
 
 func (c *client) PasswordModify(r *ldap.PasswordModifyRequest) (*ldap.PasswordModifyResult, error) {
+	if r == nil {
+		return nil, nilRequest("PasswordModify")
+	}
 	c.l.wrote.Store(true)
 	return run(c, "PasswordModify", func(conn *ldap.Conn) (*ldap.PasswordModifyResult, error) { return conn.PasswordModify(r) })
 }
 
 func (c *client) Search(r *ldap.SearchRequest) (*ldap.SearchResult, error) {
+	if r == nil {
+		return nil, nilRequest("Search")
+	}
 	if c.context().Done() == nil {
 		return runNow(c, "Search", func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.Search(r) })
 	}
@@ -454,6 +509,9 @@ func (c *client) Search(r *ldap.SearchRequest) (*ldap.SearchResult, error) {
 // servers such as OpenLDAP keep one paged-results state per connection,
 // which two paged searches sharing it would each invalidate.
 func (c *client) SearchWithPaging(r *ldap.SearchRequest, size uint32) (*ldap.SearchResult, error) {
+	if r == nil {
+		return nil, nilRequest("SearchWithPaging")
+	}
 	if err := c.begin("SearchWithPaging"); err != nil {
 		return nil, err
 	}
@@ -505,6 +563,9 @@ func (c *client) SearchWithPaging(r *ldap.SearchRequest, size uint32) (*ldap.Sea
 }
 
 func (c *client) DirSync(r *ldap.SearchRequest, flags, maxAttrCount int64, cookie []byte) (*ldap.SearchResult, error) {
+	if r == nil {
+		return nil, nilRequest("DirSync")
+	}
 	return run(c, "DirSync", func(conn *ldap.Conn) (*ldap.SearchResult, error) {
 		return conn.DirSync(r, flags, maxAttrCount, cookie)
 	})
@@ -513,7 +574,9 @@ func (c *client) DirSync(r *ldap.SearchRequest, flags, maxAttrCount int64, cooki
 // The streaming calls take their own context, which go-ldap honours. Each
 // holds a use of the lease until its response is drained or its context
 // ends (see stream), so the connection stays with the lease until then,
-// Release or not.
+// Release or not. A stream whose context ends before the server's last
+// answer ends with an Err matching the context's error (go-ldap's own ends
+// with none), so entries cut short never look like the whole answer.
 
 func (c *client) SearchAsync(ctx context.Context, r *ldap.SearchRequest, bufferSize int) ldap.Response {
 	return c.stream(ctx, "SearchAsync", r, func(ctx context.Context, conn *ldap.Conn) ldap.Response {

@@ -126,8 +126,8 @@ func (c *connector) connect(ctx context.Context, who identity) (conn *Conn, blin
 				}
 				return conn, false, nil
 			}
-			if errors.Is(err, ErrInvalidCredentials) || errors.Is(err, context.Canceled) {
-				return nil, false, err
+			if errors.Is(err, engine.ErrKeyRejected) || errors.Is(err, context.Canceled) {
+				return nil, false, err // the server refused the identity (refusal), or the caller gave up
 			}
 			// Anything else (refused, reset, timed out, TLS, busy) is this
 			// server's failure: try again, then the next server.
@@ -224,8 +224,25 @@ func bind(lc ldap.Client, creds Credentials) error {
 	} else {
 		err = lc.Bind(creds.DN, creds.Password)
 	}
-	if ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials) {
-		return &credentialsError{dn: creds.DN, err: err}
+	return refusal(creds.DN, err)
+}
+
+// refusal makes a bind's error the caller's when the server answered that
+// it will not bind this identity: a wrong password (49, a credentialsError)
+// or a DN it cannot parse or find, an authentication it does not take
+// here, and the like (a refusedError). The server is fine and would answer
+// any other server's way: the bind is not tried again, nor elsewhere, and no
+// server is marked down. Any other error (busy, unavailable, a network
+// error, a timeout) is the server's and returned as it is.
+func refusal(dn string, err error) error {
+	switch {
+	case ldap.IsErrorWithCode(err, ldap.LDAPResultInvalidCredentials):
+		return &credentialsError{dn: dn, err: err}
+	case ldap.IsErrorAnyOf(err, ldap.LDAPResultAuthMethodNotSupported, ldap.LDAPResultStrongAuthRequired,
+		ldap.LDAPResultConfidentialityRequired, ldap.LDAPResultNoSuchObject, ldap.LDAPResultInvalidDNSyntax,
+		ldap.LDAPResultInappropriateAuthentication, ldap.LDAPResultInsufficientAccessRights,
+		ldap.LDAPResultUnwillingToPerform):
+		return &refusedError{dn: dn, err: err}
 	}
 	return err
 }

@@ -48,7 +48,8 @@ var (
 
 	// ErrBadRequest is matched by the error of a call whose arguments cannot
 	// be used (an empty DN to Authenticate, a password without a DN, a bad
-	// server URI); nothing was sent to a server.
+	// server URI, a nil request or a nil function to Do); nothing was sent
+	// to a server.
 	ErrBadRequest = errors.New("ldapconn: bad request")
 
 	// ErrServerDown is matched by the error returned when no server could
@@ -125,6 +126,23 @@ func (e *credentialsError) Unwrap() error { return e.err }
 func (e *credentialsError) Is(target error) bool {
 	return target == ErrInvalidCredentials || target == engine.ErrKeyRejected
 }
+
+// refusedError is a bind the server refused for another reason than the
+// password (see refusal): its error is the server's answer (ldap.Error,
+// whose code ldap.IsErrorWithCode reads), and the engine takes it as the
+// key refused, so the waiter gets it at once and nothing is retried.
+type refusedError struct {
+	dn  string
+	err error
+}
+
+func (e *refusedError) Error() string {
+	return fmt.Sprintf("ldapconn: bind as %q refused: %v", e.dn, e.err)
+}
+
+func (e *refusedError) Unwrap() error { return e.err }
+
+func (e *refusedError) Is(target error) bool { return target == engine.ErrKeyRejected }
 
 // timeoutError is an operation that go-ldap's request timeout (the
 // operation timeout) ended: it matches context.DeadlineExceeded, and unwraps

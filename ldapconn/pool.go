@@ -194,6 +194,10 @@ func (p *Pool) unwrapCredentials(err error) error {
 	if errors.As(err, &ce) {
 		return ce
 	}
+	var re *refusedError
+	if errors.As(err, &re) {
+		return re
+	}
 	return err
 }
 
@@ -238,6 +242,9 @@ func (p *Pool) Do(ctx context.Context, fn func(ldap.Client) error) error {
 	if p.closed.Load() {
 		return closedError("Do")
 	}
+	if fn == nil {
+		return fmt.Errorf("%w: Do: the function is nil", ErrBadRequest)
+	}
 	return p.doAs(ctx, p.service, true, fn)
 }
 
@@ -249,6 +256,9 @@ func (p *Pool) DoAs(ctx context.Context, creds Credentials, fn func(ldap.Client)
 	}
 	if err := creds.check(); err != nil {
 		return err
+	}
+	if fn == nil {
+		return fmt.Errorf("%w: DoAs: the function is nil", ErrBadRequest)
 	}
 	return p.doAs(ctx, p.key(creds), false, fn)
 }

@@ -20,7 +20,9 @@ import (
 // channel last). Ending it as soon as the context ends would let that
 // goroutine still send the request on a connection given to someone else.
 type stream struct {
-	l *Lease
+	l    *Lease
+	ctx  context.Context // the caller's: a stream it ends before the response is done ends with its error
+	name string
 
 	// mu serialises the caller's Next with the drain that follows the end
 	// of the context, and guards every field below.
@@ -40,16 +42,17 @@ type stream struct {
 // stream starts a streaming call inside a use of the lease, or returns a
 // response that fails with ErrLeaseReleased if the lease is released.
 func (c *client) stream(ctx context.Context, name string, r *ldap.SearchRequest, start func(context.Context, *ldap.Conn) ldap.Response) ldap.Response {
+	if r == nil {
+		return releasedResponse{nilRequest(name)}
+	}
 	if err := c.begin(name); err != nil {
 		return releasedResponse{err}
 	}
 	// A filter go-ldap cannot encode is never written: say so now, before
 	// the call claims the connection's next request (see wireConn).
-	if r != nil {
-		if _, err := ldap.CompileFilter(r.Filter); err != nil {
-			c.l.endUse()
-			return releasedResponse{err}
-		}
+	if _, err := ldap.CompileFilter(r.Filter); err != nil {
+		c.l.endUse()
+		return releasedResponse{err}
 	}
 	conn := c.l.inner.Conn()
 	if conn.ldap.IsClosing() { // go-ldap would end the stream without writing it, or an error
@@ -86,7 +89,7 @@ func (c *client) stream(ctx context.Context, name string, r *ldap.SearchRequest,
 			conn.wire.settle(cl)
 		})
 	}
-	s := &stream{l: c.l, resp: resp, claim: cl, cancel: func() { unlink(); cancel() }}
+	s := &stream{l: c.l, ctx: ctx, name: name, resp: resp, claim: cl, cancel: func() { unlink(); cancel() }}
 	c.l.addStream(s)
 	s.mu.Lock() // the watcher may run at once; it waits for stop to be set
 	// context.AfterFunc starts no goroutine until sctx ends, and stop
@@ -163,16 +166,30 @@ func (s *stream) drain() {
 // observed now, while the connection is still the lease's.
 func (s *stream) finish() {
 	s.ended = true
-	s.l.inner.Conn().wire.settle(s.claim)
+	conn := s.l.inner.Conn()
+	id := conn.wire.settle(s.claim)
 	err := s.resp.Err()
-	if err == nil && s.l.inner.Conn().life.Err() != nil {
+	switch {
+	case err != nil:
+	case conn.life.Err() != nil:
 		// go-ldap stops without an error when its context ends; here that
 		// was the pool closing the connection under the stream.
 		err = errConnClosed
+	case s.claim != nil && id == 0 && s.ctx.Err() == nil && !s.cut.Load() && !conn.ldap.IsClosing():
+		s.err = unsent(s.name, conn.ldap) // nothing sent: not the connection's fault
+		s.cancel()
+		return
 	}
 	s.err = s.l.observe(err)
-	if s.err == nil && s.cut.Load() {
+	switch {
+	case s.err != nil:
+	case s.cut.Load():
 		s.err = errOutlivedDo
+	case s.ctx.Err() != nil:
+		// go-ldap stops without an error when its context ends too: the
+		// caller's context ended the stream, whose entries may be cut
+		// short, so say so, as Search does.
+		s.err = fmt.Errorf("ldapconn: %s abandoned: %w", s.name, s.ctx.Err())
 	}
 	s.cancel()
 }

@@ -144,3 +144,27 @@ func TestAdoptingUnencodableSearchIsABadRequest(t *testing.T) {
 		t.Errorf("discards = %d, dials = %d; want 0 and 1: nothing was sent", st.Discards, st.Dials)
 	}
 }
+
+// Close(nil), which go vet does not catch when the context comes from a
+// variable, closes the pool as Close(context.Background()) would, rather than
+// panicking on one of Close's own goroutines, where no recover of the
+// caller's could catch it.
+func TestAdoptingCloseWithANilContextCloses(t *testing.T) {
+	srv := embedded(t)
+	p, err := ldapconn.NewPool(srv.URL(), admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
+		t.Fatal(err)
+	}
+	var ctx context.Context // nil, as from a struct field never set
+	if err := p.Close(ctx); err != nil {
+		t.Fatalf("Close(nil) = %v", err)
+	}
+	if _, err := p.Search(t.Context(), searchUID("user1")); !errors.Is(err, ldapconn.ErrClosed) {
+		t.Fatalf("Search after Close(nil) = %v; want ErrClosed", err)
+	}
+	// The server sees the closes as its reads end.
+	waitFor(t, "the server to see every connection closed", func() bool { return srv.Stats().Open == 0 })
+}

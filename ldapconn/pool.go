@@ -560,8 +560,14 @@ func (p *Pool) String() string {
 // call every entry point fails with an error matching ErrClosed, and callers
 // waiting for a connection get that error. Close then waits for the leases
 // still out to come back until ctx ends, and closes those under their
-// holders; it returns ctx's error then. Each call honours its own ctx.
+// holders; it returns ctx's error then. Each call honours its own ctx; a
+// nil ctx is taken for context.Background (Close waits for every lease).
 func (p *Pool) Close(ctx context.Context) error {
+	if ctx == nil {
+		// The closes below run on goroutines of their own, where a nil
+		// context's panic would end the process, out of the caller's reach.
+		ctx = context.Background()
+	}
 	p.closed.Store(true)
 	p.probeMu.Lock()
 	p.endProbe()

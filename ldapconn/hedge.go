@@ -62,17 +62,21 @@ type hedgeLane struct {
 // them for the service pool (split) and for the lane (laneOpts), so that
 // the two together stay within every bound the user set: WithMaxSize and a
 // soft limit count the lane's connection, WithMaxInFlight its reads. The
-// lane's rows in Stats start at slot. No lane with one server,
-// WithHedging(false), a size of 1, no idle connections kept (WithNoPool,
-// WithMaxIdle(0)), WithMinIdle equal to the size, or fewer than 2 reads in
-// flight allowed.
+// lane's rows in Stats start at slot. WithMaxIdle counts the lane's
+// connection, which stands by idle, too. No lane with one server,
+// WithHedging(false), a size of 1, fewer than 2 idle connections kept
+// (WithNoPool, WithMaxIdle(0) or (1)), WithMinIdle equal to the size, or
+// fewer than 2 reads in flight allowed.
 func hedgeSplit(cfg config, servers int, mainOpts []engine.Option) (split, laneOpts []engine.Option, slot int, ok bool) {
 	sz := engine.ResolveSizes(mainOpts...)
-	if !cfg.hedging || servers < 2 || sz.MaxSize < 2 || sz.MaxIdle == 0 || sz.MinIdle >= sz.MaxSize ||
+	if !cfg.hedging || servers < 2 || sz.MaxSize < 2 || (sz.MaxIdle >= 0 && sz.MaxIdle < 2) || sz.MinIdle >= sz.MaxSize ||
 		(sz.MaxInFlight > 0 && sz.MaxInFlight < 2) {
 		return nil, nil, 0, false
 	}
 	split = []engine.Option{engine.WithMaxSize(sz.MaxSize - 1)}
+	if sz.MaxIdle > 0 {
+		split = append(split, engine.WithMaxIdle(sz.MaxIdle-1))
+	}
 	slot = sz.MaxSize - 1
 	if sz.SoftLimit > 0 {
 		split = append(split, engine.WithSoftLimit(sz.SoftLimit-1))

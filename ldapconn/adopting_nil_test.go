@@ -113,6 +113,18 @@ func TestAdoptingUnencodableSearchIsABadRequest(t *testing.T) {
 	req.Controls = []ldap.Control{nil}
 	for name, call := range map[string]func() error{
 		"Pool.Search": func() error { _, err := p.Search(ctx, req); return err },
+		// Under a context that cannot end the search runs on the caller's
+		// goroutine, where go-ldap's encoding panics.
+		"Pool.Search, context.Background": func() error { _, err := p.Search(context.Background(), req); return err },
+		"Search on a lease, context.Background": func() error {
+			l, err := p.Lease(context.Background())
+			if err != nil {
+				return err
+			}
+			defer l.Release()
+			_, err = l.Client().Search(req)
+			return err
+		},
 		"SearchAsync": func() error {
 			return p.Do(ctx, func(c ldap.Client) error {
 				r := c.SearchAsync(ctx, req, 0)

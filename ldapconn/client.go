@@ -32,6 +32,22 @@ func released(op string) error {
 // search, end it with no entries and no error).
 func nilRequest(op string) error { return fmt.Errorf("%w: %s: the request is nil", ErrBadRequest, op) }
 
+// badSearch is the error of a search that cannot be sent: a nil request,
+// or a nil control among its controls, which go-ldap cannot encode (it
+// panics on the caller's goroutine, or on its own, where it ends the
+// search with no entries and no error). nil if r can be sent.
+func badSearch(op string, r *ldap.SearchRequest) error {
+	if r == nil {
+		return nilRequest(op)
+	}
+	for i, c := range r.Controls {
+		if c == nil {
+			return fmt.Errorf("%w: %s: control %d of %d is nil", ErrBadRequest, op, i+1, len(r.Controls))
+		}
+	}
+	return nil
+}
+
 // client is a Lease seen as go-ldap's ldap.Client. Every method that
 // touches the connection does so inside a use of the lease (see uses), so
 // none reaches it after the lease is released.
@@ -492,8 +508,8 @@ func (c *client) PasswordModify(r *ldap.PasswordModifyRequest) (*ldap.PasswordMo
 }
 
 func (c *client) Search(r *ldap.SearchRequest) (*ldap.SearchResult, error) {
-	if r == nil {
-		return nil, nilRequest("Search")
+	if err := badSearch("Search", r); err != nil {
+		return nil, err
 	}
 	if c.context().Done() == nil {
 		return runNow(c, "Search", func(conn *ldap.Conn) (*ldap.SearchResult, error) { return conn.Search(r) })
@@ -509,8 +525,8 @@ func (c *client) Search(r *ldap.SearchRequest) (*ldap.SearchResult, error) {
 // servers such as OpenLDAP keep one paged-results state per connection,
 // which two paged searches sharing it would each invalidate.
 func (c *client) SearchWithPaging(r *ldap.SearchRequest, size uint32) (*ldap.SearchResult, error) {
-	if r == nil {
-		return nil, nilRequest("SearchWithPaging")
+	if err := badSearch("SearchWithPaging", r); err != nil {
+		return nil, err
 	}
 	if err := c.begin("SearchWithPaging"); err != nil {
 		return nil, err
@@ -563,8 +579,8 @@ func (c *client) SearchWithPaging(r *ldap.SearchRequest, size uint32) (*ldap.Sea
 }
 
 func (c *client) DirSync(r *ldap.SearchRequest, flags, maxAttrCount int64, cookie []byte) (*ldap.SearchResult, error) {
-	if r == nil {
-		return nil, nilRequest("DirSync")
+	if err := badSearch("DirSync", r); err != nil {
+		return nil, err
 	}
 	return run(c, "DirSync", func(conn *ldap.Conn) (*ldap.SearchResult, error) {
 		return conn.DirSync(r, flags, maxAttrCount, cookie)

@@ -42,8 +42,8 @@ type stream struct {
 // stream starts a streaming call inside a use of the lease, or returns a
 // response that fails with ErrLeaseReleased if the lease is released.
 func (c *client) stream(ctx context.Context, name string, r *ldap.SearchRequest, start func(context.Context, *ldap.Conn) ldap.Response) ldap.Response {
-	if r == nil {
-		return releasedResponse{nilRequest(name)}
+	if err := badSearch(name, r); err != nil {
+		return releasedResponse{err}
 	}
 	if err := c.begin(name); err != nil {
 		return releasedResponse{err}

@@ -159,3 +159,46 @@ func ExampleWithTLSConfig() {
 	fmt.Println(ok, state.HandshakeComplete)
 	// Output: true true
 }
+
+// Stats is the pool's state at a glance, for a health endpoint or a metrics
+// exporter: the connections open, idle and in use, the callers waiting, and
+// counters since the pool was made.
+func ExamplePool_Stats() {
+	srv, _ := ldaptest.NewServer()
+	defer srv.Close()
+	ctx := context.Background()
+	pool, _ := ldapconn.NewPool(srv.URL(), ldapconn.WithBind(ldaptest.AdminDN, ldaptest.AdminPassword),
+		ldapconn.WithMaxSize(4))
+	defer pool.Close(ctx)
+
+	for uid := range 3 {
+		if _, err := pool.Search(ctx, ldapconn.NewSearch(ldaptest.PeopleDN, fmt.Sprintf("(uid=user%d)", uid))); err != nil {
+			log.Fatal(err)
+		}
+	}
+	st := pool.Stats()
+	fmt.Printf("open %d of %d, idle %d, in use %d, waiting %d\n", st.Open, st.MaxSize, st.Idle, st.InUse, st.Waiters)
+	fmt.Printf("dialed %d, shares handed out %d\n", st.Dials, st.Shares)
+	// Output:
+	// open 1 of 4, idle 1, in use 0, waiting 0
+	// dialed 1, shares handed out 3
+}
+
+// Servers tells each server's state: up or down (and why), connections
+// open, operations run, and whether reads were moved off it as slow.
+func ExamplePool_Servers() {
+	srv, _ := ldaptest.NewServer()
+	defer srv.Close()
+	ctx := context.Background()
+	pool, _ := ldapconn.NewPool(srv.URL(), ldapconn.WithBind(ldaptest.AdminDN, ldaptest.AdminPassword))
+	defer pool.Close(ctx)
+
+	if _, err := pool.Search(ctx, ldapconn.NewSearch(ldaptest.PeopleDN, "(uid=user1)")); err != nil {
+		log.Fatal(err)
+	}
+	for _, s := range pool.Servers() {
+		fmt.Printf("up %v, %d open, failures %d, slow %v, last error %q\n", s.Up, s.Open, s.Failures, s.Slow, s.LastError)
+	}
+	// Output:
+	// up true, 1 open, failures 0, slow false, last error ""
+}

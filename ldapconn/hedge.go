@@ -444,7 +444,9 @@ func withLane(s, l engine.Stats, slot int) engine.Stats {
 	s.Checking += l.Checking
 	s.Closing += l.Closing
 	s.Dialing += l.Dialing
-	s.Waiters += l.Waiters
+	// Not l.Waiters: the lane's are its own request for its standing-by
+	// connection and hedges waiting for that connection's dial, while their
+	// reads run on the service pool; Waiters counts callers queued.
 	timeouts := s.Timeouts // the lane's are hedges cancelled while they waited, not callers who gave up
 	s.Counters = s.Counters.Plus(l.Counters)
 	s.Timeouts = timeouts
@@ -454,7 +456,7 @@ func withLane(s, l engine.Stats, slot int) engine.Stats {
 	}
 	for k, v := range l.Keys {
 		sum := keys[k]
-		sum.Open, sum.Idle, sum.InUse, sum.Waiters = sum.Open+v.Open, sum.Idle+v.Idle, sum.InUse+v.InUse, sum.Waiters+v.Waiters
+		sum.Open, sum.Idle, sum.InUse = sum.Open+v.Open, sum.Idle+v.Idle, sum.InUse+v.InUse
 		keys[k] = sum
 	}
 	s.Keys = keys

@@ -542,7 +542,7 @@ type Stats = engine.Stats
 // Stats returns a snapshot of the service pool. With a hedge lane
 // (WithHedging) its connection is counted in, as one more row whose key
 // says "(hedge lane)": the figures cover every connection WithMaxSize
-// bounds.
+// bounds. Waiters counts callers only, never the lane's own requests.
 func (p *Pool) Stats() Stats {
 	if p.lane == nil {
 		return p.main.Stats()

@@ -65,11 +65,14 @@ type hedgeLane struct {
 // lane's rows in Stats start at slot. WithMaxIdle counts the lane's
 // connection, which stands by idle, too. No lane with one server,
 // WithHedging(false), a size of 1, fewer than 2 idle connections kept
-// (WithNoPool, WithMaxIdle(0) or (1)), WithMinIdle equal to the size, or
-// fewer than 2 reads in flight allowed.
+// (WithNoPool, WithMaxIdle(0) or (1)), WithMinIdle equal to the size or
+// one below WithMaxIdle (the service pool keeps one idle connection fewer,
+// and its minimum must stay below that: engine's validate), or fewer than 2
+// reads in flight allowed.
 func hedgeSplit(cfg config, servers int, mainOpts []engine.Option) (split, laneOpts []engine.Option, slot int, ok bool) {
 	sz := engine.ResolveSizes(mainOpts...)
 	if !cfg.hedging || servers < 2 || sz.MaxSize < 2 || (sz.MaxIdle >= 0 && sz.MaxIdle < 2) || sz.MinIdle >= sz.MaxSize ||
+		(sz.MaxIdle >= 0 && sz.MinIdle > 0 && sz.MinIdle >= sz.MaxIdle-1) ||
 		(sz.MaxInFlight > 0 && sz.MaxInFlight < 2) {
 		return nil, nil, 0, false
 	}

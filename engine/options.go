@@ -78,7 +78,8 @@ func WithMaxSize(n int) Option { return optionFunc(func(c *config) { c.maxSize =
 
 // WithMinIdle keeps at least n idle connections for the default key open,
 // dialing in the background (with backoff after failures) to restore them.
-// It needs WithDefaultKey. Default 0.
+// It needs WithDefaultKey; it may not exceed WithMaxSize, and must be below
+// WithMaxIdle when that is set. Default 0.
 func WithMinIdle(n int) Option { return optionFunc(func(c *config) { c.minIdle = n }) }
 
 // WithMaxIdle keeps at most n connections idle; one released past it is
@@ -229,6 +230,12 @@ func (c *config) validate() error {
 		return optionError("WithMaxIdle", c.maxIdle, "must not be negative")
 	case c.minIdle > c.maxSize:
 		return optionError("WithMinIdle", c.minIdle, fmt.Sprintf("must not exceed WithMaxSize (%d)", c.maxSize))
+	case c.maxIdle >= 0 && c.minIdle > 0 && c.minIdle >= c.maxIdle:
+		// A lease takes an idle connection, one is dialed to keep minIdle
+		// idle, and the one released past maxIdle is closed: a dial for
+		// every lease, and above maxIdle a dial storm.
+		return optionError("WithMinIdle", c.minIdle, fmt.Sprintf(
+			"must be below WithMaxIdle (%d; WithNoPool is WithMaxIdle(0)): each lease would dial a connection and each release close one", c.maxIdle))
 	case c.minIdle > 0 && c.defaultKey == nil:
 		return optionError("WithMinIdle", c.minIdle, "needs WithDefaultKey to know what to keep warm")
 	case c.softLimit < 0:

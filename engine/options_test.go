@@ -27,6 +27,8 @@ func TestNewNamesTheInvalidOption(t *testing.T) {
 			"engine: WithMinIdle(-1): must not be negative"},
 		{"min idle past the size", []engine.Option{engine.WithMaxSize(2), engine.WithMinIdle(3), engine.WithDefaultKey(keyA)},
 			"engine: WithMinIdle(3): must not exceed WithMaxSize (2)"},
+		{"min idle at the idle bound", []engine.Option{engine.WithMaxIdle(2), engine.WithMinIdle(2), engine.WithDefaultKey(keyA)},
+			"engine: WithMinIdle(2): must be below WithMaxIdle (2; WithNoPool is WithMaxIdle(0)): each lease would dial a connection and each release close one"},
 		{"min idle without a key", []engine.Option{engine.WithMinIdle(2)},
 			"engine: WithMinIdle(2): needs WithDefaultKey to know what to keep warm"},
 		{"negative soft limit", []engine.Option{engine.WithSoftLimit(-1)},

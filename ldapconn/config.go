@@ -148,7 +148,7 @@ func (f fieldNames) rename(oe *OptionError) error {
 
 // optionFields names fields after the options that other options' reasons
 // mention ("must not exceed WithMaxSize (4)").
-var optionFields = map[string]string{"WithMaxSize": "MaxSize", "WithMaxBackoff": "MaxBackoff"}
+var optionFields = map[string]string{"WithMaxSize": "MaxSize", "WithMaxBackoff": "MaxBackoff", "WithMaxIdle": "MaxIdle"}
 
 func (c Config) options() ([]Option, fieldNames, error) {
 	var opts []Option

@@ -65,11 +65,14 @@ type hedgeLane struct {
 // lane's rows in Stats start at slot. WithMaxIdle counts the lane's
 // connection, which stands by idle, too. No lane with one server,
 // WithHedging(false), a size of 1, fewer than 2 idle connections kept
-// (WithNoPool, WithMaxIdle(0) or (1)), WithMinIdle equal to the size, or
-// fewer than 2 reads in flight allowed.
+// (WithNoPool, WithMaxIdle(0) or (1)), WithMinIdle equal to the size or
+// one below WithMaxIdle (the service pool keeps one idle connection fewer,
+// and its minimum must stay below that: engine's validate), or fewer than 2
+// reads in flight allowed.
 func hedgeSplit(cfg config, servers int, mainOpts []engine.Option) (split, laneOpts []engine.Option, slot int, ok bool) {
 	sz := engine.ResolveSizes(mainOpts...)
 	if !cfg.hedging || servers < 2 || sz.MaxSize < 2 || (sz.MaxIdle >= 0 && sz.MaxIdle < 2) || sz.MinIdle >= sz.MaxSize ||
+		(sz.MaxIdle >= 0 && sz.MinIdle > 0 && sz.MinIdle >= sz.MaxIdle-1) ||
 		(sz.MaxInFlight > 0 && sz.MaxInFlight < 2) {
 		return nil, nil, 0, false
 	}
@@ -444,7 +447,9 @@ func withLane(s, l engine.Stats, slot int) engine.Stats {
 	s.Checking += l.Checking
 	s.Closing += l.Closing
 	s.Dialing += l.Dialing
-	s.Waiters += l.Waiters
+	// Not l.Waiters: the lane's are its own request for its standing-by
+	// connection and hedges waiting for that connection's dial, while their
+	// reads run on the service pool; Waiters counts callers queued.
 	timeouts := s.Timeouts // the lane's are hedges cancelled while they waited, not callers who gave up
 	s.Counters = s.Counters.Plus(l.Counters)
 	s.Timeouts = timeouts
@@ -454,7 +459,7 @@ func withLane(s, l engine.Stats, slot int) engine.Stats {
 	}
 	for k, v := range l.Keys {
 		sum := keys[k]
-		sum.Open, sum.Idle, sum.InUse, sum.Waiters = sum.Open+v.Open, sum.Idle+v.Idle, sum.InUse+v.InUse, sum.Waiters+v.Waiters
+		sum.Open, sum.Idle, sum.InUse = sum.Open+v.Open, sum.Idle+v.Idle, sum.InUse+v.InUse
 		keys[k] = sum
 	}
 	s.Keys = keys

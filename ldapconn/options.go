@@ -209,7 +209,10 @@ func WithMaxInFlight(n int) Option { return engineOption(engine.WithMaxInFlight(
 
 // WithMinIdle keeps at least n idle connections bound as the service
 // identity, dialing in the background with backoff. A refused service
-// password stops those dials, logged once, until a lease succeeds. Default 0.
+// password stops those dials, logged once, until a lease succeeds. n may not
+// exceed WithMaxSize, and must be below WithMaxIdle when that is set (so 0
+// with WithNoPool): otherwise each lease would dial a connection to keep n
+// idle, and each release close one past the idle bound. Default 0.
 func WithMinIdle(n int) Option { return engineOption(engine.WithMinIdle(n)) }
 
 // WithMaxIdle keeps at most n connections idle; one released past it is
@@ -228,7 +231,8 @@ func WithMaxIdle(n int) Option { return engineOption(engine.WithMaxIdle(n)) }
 // server the pool serves from) to carry the hedges, a row of Stats; a soft
 // limit and WithMaxInFlight count it too. There is no hedge lane, and so
 // no hedging, with one server, a size of 1, WithNoPool or WithMaxIdle(0),
-// WithMinIdle equal to the size, or WithMaxInFlight(1). WithHedging(false)
+// WithMinIdle equal to the size or one below WithMaxIdle, or
+// WithMaxInFlight(1). WithHedging(false)
 // keeps every connection on the servers the strategy picks. Default true.
 func WithHedging(enabled bool) Option { return optionFunc(func(c *config) { c.hedging = enabled }) }
 

@@ -357,9 +357,27 @@ func (p *Pool) lease(ctx context.Context, key engine.Key, r engine.Request) (*Le
 		if errors.Is(err, engine.ErrClosed) {
 			return nil, closedError("Lease")
 		}
-		return nil, p.unwrapCredentials(err)
+		return nil, p.downAtDeadline(p.unwrapCredentials(err))
 	}
 	return newLease(inner, p, ctx, key.Credentials.(identity), inner.Shared()), nil
+}
+
+// downAtDeadline returns err, a lease's error, as one that matches
+// ErrServerDown too (an *AllServersDownError with each server's status) when
+// it is the caller's deadline (or the wait timeout) and every server is down
+// as it ends: the lease waited for a server's next attempt after its
+// backoff, which outlasted the caller, and "the directory is down" is the
+// answer the caller needs, not "size the pool". It still matches
+// context.DeadlineExceeded (and ErrWaitTimeout).
+func (p *Pool) downAtDeadline(err error) error {
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrServerDown) {
+		return err
+	}
+	now := time.Now()
+	if !p.health.everyServerDown(now) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", err, &AllServersDownError{Servers: p.health.status(now)})
 }
 
 // Search runs one search as the service identity through Do, so a search
@@ -500,7 +518,7 @@ var bindLaneKey = engine.Key{Name: "bind-lane", Credentials: Anonymous}
 func (p *Pool) bindOnLane(ctx context.Context, creds Credentials, fresh bool) (reused bool, err error) {
 	inner, err := p.auth.Get(ctx, bindLaneKey, engine.Request{Fresh: fresh, Scoped: true})
 	if err != nil {
-		return false, p.unwrapCredentials(err)
+		return false, p.downAtDeadline(p.unwrapCredentials(err))
 	}
 	l := newLease(inner, p, ctx, Anonymous, false)
 	err = run0(&l.client, "Authenticate", func(conn *ldap.Conn) error { return bind(conn, creds) })
@@ -524,7 +542,7 @@ type Stats = engine.Stats
 // Stats returns a snapshot of the service pool. With a hedge lane
 // (WithHedging) its connection is counted in, as one more row whose key
 // says "(hedge lane)": the figures cover every connection WithMaxSize
-// bounds.
+// bounds. Waiters counts callers only, never the lane's own requests.
 func (p *Pool) Stats() Stats {
 	if p.lane == nil {
 		return p.main.Stats()

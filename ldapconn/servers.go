@@ -180,6 +180,14 @@ func (h *health) down(i int, err error, now time.Time) {
 	}
 }
 
+// everyServerDown reports whether every server is down: in its backoff, or
+// past it but not dialed successfully since it went down.
+func (h *health) everyServerDown(now time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.everyServerDownLocked(now)
+}
+
 func (h *health) everyServerDownLocked(now time.Time) bool {
 	for i := range h.state {
 		if !now.Before(h.state[i].downUntil) && h.state[i].downSince.IsZero() {

@@ -154,6 +154,17 @@ func droppedAfterAccept(err error) bool {
 	return IsBroken(err) && !timedOut(err) && !errors.Is(err, context.DeadlineExceeded)
 }
 
+// notTLSHint explains a TLS handshake that the server ended without a TLS
+// answer (it closed or reset the connection, or sent something that is not
+// TLS): most often an ldaps:// URI to a port that speaks plain LDAP.
+func notTLSHint(err error) string {
+	var rh tls.RecordHeaderError
+	if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &rh) {
+		return " (the server did not answer in TLS: is this port plain LDAP? ldaps:// needs a TLS port, usually 636; for StartTLS use ldap:// with WithStartTLS)"
+	}
+	return ""
+}
+
 // dial opens, secures and binds one connection to server i as who. A dial
 // that does not finish by ctx's end is abandoned: the socket is closed under
 // it.
@@ -170,7 +181,7 @@ func (c *connector) dial(ctx context.Context, i int, who identity) (*Conn, error
 		cancel()
 		if err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("TLS handshake: %w", err)
+			return nil, fmt.Errorf("TLS handshake: %w%s", err, notTLSHint(err))
 		}
 		nc = tc
 	}

@@ -32,10 +32,15 @@ import (
 // those hedges that answered first (ServerStatus.Hedged, HedgesLost).
 func BenchmarkSlowReplica(b *testing.B) {
 	for _, c := range []struct {
-		name string
-		slow int // index of the server slowed after the warm-up; -1 for none
-	}{{"healthy", -1}, {"primary-slow", 0}, {"secondary-slow", 1}} {
-		b.Run("case="+c.name, func(b *testing.B) { slowReplicaCase(b, c.slow) })
+		name       string
+		slow       int  // index of the server slowed; -1 for none
+		throughout bool // slowed before the warm-up rather than after it
+	}{
+		{"healthy", -1, false},
+		{"primary-slow", 0, false}, {"secondary-slow", 1, false},
+		{"primary-slow-throughout", 0, true}, {"secondary-slow-throughout", 1, true},
+	} {
+		b.Run("case="+c.name, func(b *testing.B) { slowReplicaCase(b, c.slow, c.throughout) })
 	}
 }
 
@@ -51,7 +56,7 @@ const (
 	slowOver = slowFactor * slowBase
 )
 
-func slowReplicaCase(b *testing.B, slow int) {
+func slowReplicaCase(b *testing.B, slow int, throughout bool) {
 	var servers [2]*ldaptest.Server
 	for i := range servers {
 		srv, err := ldaptest.NewServer(ldaptest.WithLatency(func() time.Duration { return slowBase }))
@@ -76,8 +81,11 @@ func slowReplicaCase(b *testing.B, slow int) {
 		return 0, benchCheck(p.Search(context.Background(), benchSearch(k)))
 	}
 
+	if slow >= 0 && throughout {
+		servers[slow].SetLatency(slowFactor * slowBase)
+	}
 	slowWarmUp(b, search)
-	if slow >= 0 {
+	if slow >= 0 && !throughout {
 		servers[slow].SetLatency(slowFactor * slowBase)
 	}
 	before := [2]int64{servers[0].Stats().Searches, servers[1].Stats().Searches}

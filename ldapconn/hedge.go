@@ -54,6 +54,34 @@ type hedgeLane struct {
 	// on is 1 + the server of the lane's open connection, 0 while it has
 	// none: a read never waits for the lane to dial.
 	on atomic.Int64
+	// exploreAt is when (sinceEpoch) the next read may go to the lane
+	// first to learn how fast its server answers (Pool.explore).
+	exploreAt atomic.Int64
+}
+
+// exploreEvery is how often at most a read goes to the hedge lane first
+// while the lane's server has not answered within it (Pool.explore).
+const exploreEvery = 500 * time.Millisecond
+
+// explore reports whether this read should go to the hedge lane first,
+// because the lane's server has answered nothing for exploreEvery: one read
+// in each such spell, so that the pool knows how fast the other server is
+// answering now. Without it a server slow from the start is never compared
+// with the other: its reads are not hedged, since they take what it
+// usually takes, and the other server, answering nothing, has no recent
+// answer time to compare with (slowerThanAnother). The read is hedged on
+// the service pool as any read sent to the lane first.
+func (p *Pool) explore(now time.Time) bool {
+	on := p.lane.on.Load()
+	if on == 0 {
+		return false
+	}
+	t := sinceEpoch(now)
+	if last := p.health.activity[on-1].lastAnswer.Load(); last != 0 && t-last < int64(exploreEvery) {
+		return false
+	}
+	next := p.lane.exploreAt.Load()
+	return (next == 0 || t >= next) && p.lane.exploreAt.CompareAndSwap(next, t+int64(exploreEvery))
 }
 
 // hedgeSplit decides whether the pool has a hedge lane, from the service
@@ -282,7 +310,7 @@ var errSameServer = errors.New("ldapconn: the other copy of the read runs on thi
 func hedgedRead[T any](p *Pool, ctx context.Context, op func(*client) (T, error)) (T, error) {
 	p.noteHedgeable()
 	p.moves.earn()
-	if p.health.readsLaneFirst(time.Now()) {
+	if now := time.Now(); p.health.readsLaneFirst(now, int(p.lane.on.Load()-1)) || p.explore(now) {
 		if l := p.laneLease(ctx, -1); l != nil {
 			v, err := hedged(&l.client, op, onService[T](p, l.inner.Conn().server))
 			l.endDo()

@@ -48,7 +48,14 @@ func (h *health) slow(i int, now time.Time) bool {
 // average of its last answers: one marked slow is no yardstick.)
 func (h *health) slowerThanAnother(i int, now time.Time) bool {
 	mine, ok := h.recentLatency(i, now)
-	if !ok || mine < slowMargin {
+	return ok && h.slowerThan(i, mine, now)
+}
+
+// slowerThan reports whether mine, an answer time of server i, is much
+// longer than the moving average of another server that is up, has
+// answered recently and is not marked slow.
+func (h *health) slowerThan(i int, mine time.Duration, now time.Time) bool {
+	if mine < slowMargin {
 		return false
 	}
 	for j := range h.servers {
@@ -126,9 +133,10 @@ func (h *health) fasterElsewhere(i int, waited time.Duration, now time.Time) boo
 }
 
 // markSlow records that an operation on server i waited far past what the
-// server usually takes, while another server is up: the server counts as
-// slow for slowFor, so new work goes elsewhere at once, before its average
-// shows it.
+// server usually takes, while another server is up, or that its answers
+// take much longer than another server's (slowerThanAnother, health.end):
+// the server counts as slow for slowFor, so new work goes elsewhere at
+// once.
 func (h *health) markSlow(i int, now time.Time) {
 	h.activity[i].slowUntil.Store(sinceEpoch(now.Add(slowFor)))
 }
@@ -210,13 +218,14 @@ func (h *health) hedgeAfter(i int) time.Duration {
 // a LAN's answers vary by about as much.
 const hedgeMargin = time.Millisecond
 
-// readsLaneFirst reports whether a server is marked slow or suspect while
-// another is there to go to: reads then go to the hedge lane first.
-func (h *health) readsLaneFirst(now time.Time) bool {
+// readsLaneFirst reports whether a server other than the hedge lane's
+// (lane; -1 while the lane has no connection) is marked slow or suspect
+// while another is there to go to: reads then go to the hedge lane first.
+func (h *health) readsLaneFirst(now time.Time, lane int) bool {
 	t := sinceEpoch(now)
 	for i := range h.servers {
 		a := &h.activity[i]
-		if (t < a.slowUntil.Load() || t < a.suspectUntil.Load()) && h.elsewhereToGo(i, now) {
+		if i != lane && (t < a.slowUntil.Load() || t < a.suspectUntil.Load()) && h.elsewhereToGo(i, now) {
 			return true
 		}
 	}

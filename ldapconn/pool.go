@@ -626,7 +626,9 @@ func (p *Pool) suspect(i int, cause error) {
 func (p *Pool) probeServer(i int, d time.Duration, failed func(error)) {
 	p.goProbe("", func() {
 		_, err, _ := p.probes.Do(fmt.Sprint("probe ", i), func() (any, error) { return nil, p.probeWithin(i, d) })
-		if err != nil {
+		// A probe that Close cancelled found nothing about the server: it
+		// is not marked down for it (Servers after Close still says up).
+		if err != nil && p.probeCtx.Err() == nil {
 			failed(err)
 		}
 	})

@@ -103,6 +103,25 @@ func (h *health) end(i int, start time.Time, answered bool) {
 		if h.tails { // reads are hedged (hedge.go)
 			storeMax(&a.lastAnsweredStart, sinceEpoch(start))
 			a.tail.add(time.Duration(took))
+			// Latency-aware choice, as OpenLDAP's load balancer picks the
+			// better of two servers by recent latency: a server whose
+			// average answer time is much longer than another's is marked
+			// slow, so new work goes to the faster one, and stays marked
+			// while each of its answers says so too. This moves the pool
+			// off a server slow from the start, whose reads take what it
+			// usually takes and so are never hedged (Pool.explore learns
+			// the other's). An answer that does not say so is believed at
+			// once: a server the pool moved off answers few reads
+			// (explored, hedged), and an average of them would take many
+			// to show that it recovered; one still slow is marked again
+			// within a few answers.
+			if h.slowerThanAnother(i, now) {
+				if h.slowerThan(i, time.Duration(took), now) {
+					h.markSlow(i, now)
+				} else {
+					a.latency.Store(took)
+				}
+			}
 		}
 	}
 	a.inflight.Add(-1)

@@ -191,7 +191,9 @@ func TestASearchStuckOnASlowServerMoves(t *testing.T) {
 				}
 				return 3 * time.Millisecond
 			}))
-			secondary := embedded(t)
+			// The secondary as fast as the primary: one much faster would
+			// be chosen over it from the start (TestAPrimarySlowFromTheStartIsLeft).
+			secondary := embedded(t, ldaptest.WithLatency(func() time.Duration { return 3 * time.Millisecond }))
 			p := newPool(t, primary.URL()+","+secondary.URL(), append([]ldapconn.Option{admin}, c.opts...)...)
 			for range 40 { // what the primary usually takes, and a budget for moves
 				if _, err := p.Search(t.Context(), searchUID("user1")); err != nil {
@@ -243,4 +245,55 @@ func slowArrivals(d time.Duration) (*atomic.Int32, <-chan struct{}, ldaptest.Opt
 func slowNext(d time.Duration) (*atomic.Int32, ldaptest.Option) {
 	slow, _, opt := slowArrivals(d)
 	return slow, opt
+}
+
+// TestAPrimarySlowFromTheStartIsLeft is issue 10's own measurement: a
+// primary 20 times slower than its secondary from the first read, at
+// default options. Nothing slows while reads are in flight, so none of its
+// reads is hedged (each takes what the primary usually takes); the pool
+// must compare it with the secondary to leave it. Within a bounded number
+// of reads, a run of 20 goes to the secondary with at most 2 reaching the
+// primary (a hedge may), and no read fails. Once the primary answers as
+// fast again, the pool goes back to it: its connections to the secondary
+// live WithFailbackAfter, shortened here, and the slow mark lapses.
+func TestAPrimarySlowFromTheStartIsLeft(t *testing.T) {
+	primary, secondary := embedded(t), embedded(t)
+	primary.SetLatency(20 * time.Millisecond)
+	p := newPool(t, primary.URL()+","+secondary.URL(), admin, ldapconn.WithFailbackAfter(300*time.Millisecond))
+
+	// runOf searches until a run of 20 searches in a row reached the
+	// primary at most 2 times (onPrimary) or at least 18 (!onPrimary),
+	// within reads searches and limit; it reports how many it took.
+	runOf := func(onPrimary bool, reads int, limit time.Duration) (int, bool) {
+		deadline := time.Now().Add(limit)
+		var window []int64 // the primary's count before each search of the run
+		for i := 1; i <= reads && time.Now().Before(deadline); i++ {
+			window = append(window, primary.Stats().Searches)
+			if res, err := p.Search(t.Context(), searchUID(fmt.Sprintf("user%d", i%50))); err != nil || len(res.Entries) != 1 {
+				t.Fatalf("search %d: %v, %v", i, res, err)
+			}
+			if len(window) > 20 {
+				window = window[1:]
+			}
+			if len(window) == 20 {
+				n := primary.Stats().Searches - window[0]
+				if (onPrimary && n >= 18) || (!onPrimary && n <= 2) {
+					return i, true
+				}
+			}
+		}
+		return 0, false
+	}
+	n, ok := runOf(false, 200, 10*time.Second)
+	if !ok {
+		t.Fatalf("after 200 reads the primary, 20x slower than the secondary, still served more than 2 reads in every 20")
+	}
+	t.Logf("the pool left the slow primary after %d reads", n)
+
+	primary.SetLatency(0)
+	n, ok = runOf(true, 20000, 20*time.Second)
+	if !ok {
+		t.Fatalf("the primary recovered, and 20 s later the pool had not gone back to it")
+	}
+	t.Logf("the pool went back to the primary after %d reads", n)
 }

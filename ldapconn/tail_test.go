@@ -107,7 +107,7 @@ func TestTwoWinsThatDoNotMarkMakeTheLoserSuspect(t *testing.T) {
 	}
 
 	for range hedgeWinsToMark {
-		if marked, now := win(true); marked || suspect(now) || h.readsLaneFirst(now) {
+		if marked, now := win(true); marked || suspect(now) || h.readsLaneFirst(now, -1) {
 			t.Fatal("wins over overtaken reads marked the primary or made it suspect")
 		}
 	}
@@ -118,13 +118,13 @@ func TestTwoWinsThatDoNotMarkMakeTheLoserSuspect(t *testing.T) {
 	if marked {
 		t.Fatal("two wins marked the primary slow")
 	}
-	if !suspect(now) || !h.readsLaneFirst(now) {
+	if !suspect(now) || !h.readsLaneFirst(now, -1) {
 		t.Fatal("two wins over reads nothing overtook left reads going to the primary first")
 	}
 	if h.markedSlow(0, now) {
 		t.Fatal("the suspect primary is marked slow: its connections would be closed")
 	}
-	if lapse := now.Add(max(suspectFor*h.hedgeAfter(0), suspectAtLeast) + time.Millisecond); h.readsLaneFirst(lapse) {
+	if lapse := now.Add(max(suspectFor*h.hedgeAfter(0), suspectAtLeast) + time.Millisecond); h.readsLaneFirst(lapse, -1) {
 		t.Fatalf("still suspect %v after the win", lapse.Sub(now))
 	}
 	h.hedgeWon(1, 0, time.Now(), time.Now()) // the primary beat a hedge: it answers

@@ -57,6 +57,30 @@ type hedgeLane struct {
 	// exploreAt is when (sinceEpoch) the next read may go to the lane
 	// first to learn how fast its server answers (Pool.explore).
 	exploreAt atomic.Int64
+	// draining is set while a read goes the service pool's way to close
+	// its connections to a server marked slow (Pool.drainOne).
+	draining atomic.Bool
+}
+
+// drainOne reports whether this read, while reads go to the hedge lane
+// first, should go the service pool's way instead, because the service
+// pool holds connections to a server marked slow: the read passes over
+// them and closes them as their reads end (doOffSlow), so that the pool
+// dials elsewhere. One read at a time; end it with p.lane.draining.Store(false).
+// Without it a lane that never fills carries every read, the service pool
+// stays at the slow server, and its reads go there again once the mark
+// lapses.
+func (p *Pool) drainOne(now time.Time) bool {
+	h, lane := p.health, int(p.lane.on.Load()-1)
+	for i := range h.servers {
+		if i == lane || !h.markedSlow(i, now) {
+			continue
+		}
+		if h.open[i].Load() > 0 && p.lane.draining.CompareAndSwap(false, true) {
+			return true
+		}
+	}
+	return false
 }
 
 // exploreEvery is how often at most a read goes to the hedge lane first
@@ -310,7 +334,10 @@ var errSameServer = errors.New("ldapconn: the other copy of the read runs on thi
 func hedgedRead[T any](p *Pool, ctx context.Context, op func(*client) (T, error)) (T, error) {
 	p.noteHedgeable()
 	p.moves.earn()
-	if now := time.Now(); p.health.readsLaneFirst(now, int(p.lane.on.Load()-1)) || p.explore(now) {
+	now := time.Now()
+	if p.drainOne(now) {
+		defer p.lane.draining.Store(false)
+	} else if p.health.readsLaneFirst(now, int(p.lane.on.Load()-1)) || p.explore(now) {
 		if l := p.laneLease(ctx, -1); l != nil {
 			v, err := hedged(&l.client, op, onService[T](p, l.inner.Conn().server))
 			l.endDo()

@@ -289,11 +289,57 @@ func TestAPrimarySlowFromTheStartIsLeft(t *testing.T) {
 		t.Fatalf("after 200 reads the primary, 20x slower than the secondary, still served more than 2 reads in every 20")
 	}
 	t.Logf("the pool left the slow primary after %d reads", n)
-
 	primary.SetLatency(0)
 	n, ok = runOf(true, 20000, 20*time.Second)
 	if !ok {
 		t.Fatalf("the primary recovered, and 20 s later the pool had not gone back to it")
 	}
 	t.Logf("the pool went back to the primary after %d reads", n)
+}
+
+// TestTheServicePoolLeavesASlowPrimaryToo: the connections of the service
+// pool leave a primary slow from the start, not only the reads, so that
+// when its slow mark lapses (after 5 s) the reads of 8 callers do not go
+// back to it all at once: at most 3 of them wait out its 20 ms (an
+// explored read, which marks it again, and reads sent with it).
+func TestTheServicePoolLeavesASlowPrimaryToo(t *testing.T) {
+	primary, secondary := embedded(t), embedded(t)
+	primary.SetLatency(20 * time.Millisecond)
+	p := newPool(t, primary.URL()+","+secondary.URL(), admin)
+	search := func(k int) time.Duration {
+		start := time.Now()
+		if res, err := p.Search(t.Context(), searchUID(fmt.Sprintf("user%d", k%50))); err != nil || len(res.Entries) != 1 {
+			t.Errorf("search: %v, %v", res, err)
+		}
+		return time.Since(start)
+	}
+	for n, fast := 0, 0; fast < 20; n++ { // until 20 reads in a row are fast: the pool left the primary
+		if n == 200 {
+			t.Fatal("after 200 reads the pool still reads from the slow primary")
+		}
+		if search(n) < 10*time.Millisecond {
+			fast++
+		} else {
+			fast = 0
+		}
+	}
+	// 8 callers for 6 s, past the 5 s mark.
+	var (
+		wg   sync.WaitGroup
+		slow atomic.Int64
+		end  = time.Now().Add(6 * time.Second)
+	)
+	for c := range 8 {
+		wg.Go(func() {
+			for k := c; time.Now().Before(end) && !t.Failed(); k += 8 {
+				if search(k) >= 15*time.Millisecond {
+					slow.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := slow.Load(); n > 3 {
+		t.Fatalf("%d reads took the slow primary's 20 ms within 6 s after the pool left it; want 3 at most", n)
+	}
 }

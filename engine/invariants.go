@@ -40,10 +40,10 @@ func (s *supervisor[C]) verify() error {
 		}
 	}
 	listed := 0
-	for name, list := range t.sharedBy {
-		for _, e := range list {
+	for name, g := range t.keys {
+		for _, e := range g.shared {
 			listed++
-			if !e.sharing() || e.key.Name != name || t.slots[e.slot] != e {
+			if !e.sharing() || e.key.Name != name || e.group != g || t.slots[e.slot] != e {
 				bad("shared list %q holds slot %d (%d shares) of key %q", name, e.slot, e.shares, e.key.Name)
 			}
 		}
@@ -65,10 +65,22 @@ func (s *supervisor[C]) verify() error {
 		bad("in flight %d counted, %d shares on entries, cap %d", s.inFlight, shares, s.shareCap)
 	}
 	stacked := 0
-	for name, stack := range t.stacks {
-		for _, e := range stack {
+	opens := make(map[string]int, len(t.keys))
+	for _, e := range t.slots {
+		if e != nil {
+			opens[e.key.Name]++
+			if e.group != t.keys[e.key.Name] {
+				bad("slot %d of key %q is not in its key's group", e.slot, e.key.Name)
+			}
+		}
+	}
+	for name, g := range t.keys {
+		if g.open != opens[name] || g.open == 0 {
+			bad("key %q counts %d open, %d in slots", name, g.open, opens[name])
+		}
+		for _, e := range g.idle {
 			stacked++
-			if e.state != eIdle || e.key.Name != name || t.slots[e.slot] != e {
+			if e.state != eIdle || e.key.Name != name || e.group != g || t.slots[e.slot] != e {
 				bad("stack %q holds slot %d in state %v for key %q", name, e.slot, e.state, e.key.Name)
 			}
 		}

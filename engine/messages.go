@@ -128,6 +128,7 @@ type entry[C any] struct {
 	conn     C
 	key      Key
 	slot     int
+	group    *keyConns[C] // its key's, from add until drop
 	state    entryState
 	created  time.Time
 	expires  time.Time

@@ -12,16 +12,19 @@ import (
 // in tests after every message, that
 //
 //	open == non-nil slots == idle + inUse + checking + closing
-//	idle == Σ len(stacks) == entries in eIdle, each in its key's stack
+//	idle == Σ len(idle stacks) == entries in eIdle, each in its key's stack
 //	inUse, checking, closing == entries in eLeased, eChecking, eClosing
+//	each key's open == its entries in slots; a key with none has no group
+//
+// An entry holds its key's group, so that a lease and a release change the
+// stacks without looking the key up.
 //
 // A connection counts as open from the end of its dial until its Close has
 // returned, so that a replacement never overlaps it past the maximum.
 type table[C any] struct {
 	slots    []*entry[C]
-	stacks   map[string][]*entry[C] // idle entries by key name; an emptied stack is kept for reuse
-	sharedBy map[string][]*entry[C] // entries carrying shares, by key name; an emptied list is kept
-	shared   int                    // entries carrying shares (counted in inUse too)
+	keys     map[string]*keyConns[C] // by key name, while the key has an open entry
+	shared   int                     // entries carrying shares (counted in inUse too)
 	open     int
 	idle     int
 	inUse    int
@@ -29,9 +32,20 @@ type table[C any] struct {
 	closing  int
 }
 
-func newTable[C any]() table[C] {
-	return table[C]{stacks: make(map[string][]*entry[C]), sharedBy: make(map[string][]*entry[C])}
+// keyConns is one key's open entries: the idle ones in a LIFO stack, and
+// those carrying shares.
+type keyConns[C any] struct {
+	idle   []*entry[C]
+	shared []*entry[C]
+	open   int
 }
+
+func newTable[C any]() table[C] {
+	return table[C]{keys: make(map[string]*keyConns[C])}
+}
+
+// group returns key's group, or nil if no entry of key is open.
+func (t *table[C]) group(key string) *keyConns[C] { return t.keys[key] }
 
 // add gives e a slot, in state st.
 func (t *table[C]) add(e *entry[C], st entryState) {
@@ -48,6 +62,7 @@ func (t *table[C]) add(e *entry[C], st entryState) {
 	}
 	t.slots[e.slot] = e
 	t.open++
+	t.join(e)
 	e.state = st
 	t.count(st, +1)
 	if st == eIdle {
@@ -57,20 +72,19 @@ func (t *table[C]) add(e *entry[C], st entryState) {
 
 // share lists e, leased, as carrying shares.
 func (t *table[C]) share(e *entry[C]) {
-	t.sharedBy[e.key.Name] = append(t.sharedBy[e.key.Name], e)
+	e.group.shared = append(e.group.shared, e)
 	t.shared++
 }
 
 // unshare takes e off its key's shared list.
 func (t *table[C]) unshare(e *entry[C]) {
-	list := t.sharedBy[e.key.Name]
-	for i, x := range list {
+	g := e.group
+	for i, x := range g.shared {
 		if x == e {
-			list = append(list[:i], list[i+1:]...)
+			g.shared = append(g.shared[:i], g.shared[i+1:]...)
 			break
 		}
 	}
-	t.sharedBy[e.key.Name] = list // an emptied list is kept for reuse, as the idle stacks are
 	t.shared--
 }
 
@@ -78,8 +92,12 @@ func (t *table[C]) unshare(e *entry[C]) {
 // fewer than depth, that may take another (not past its lifetime at now,
 // nor doomed), or nil.
 func (t *table[C]) leastLoaded(key string, depth int, now time.Time) *entry[C] {
+	g := t.keys[key]
+	if g == nil {
+		return nil
+	}
 	var best *entry[C]
-	for _, e := range t.sharedBy[key] {
+	for _, e := range g.shared {
 		if e.shares < depth && e.doomErr == nil && now.Before(e.expires) && (best == nil || e.shares < best.shares) {
 			best = e
 		}
@@ -111,6 +129,33 @@ func (t *table[C]) drop(e *entry[C]) {
 	t.count(e.state, -1)
 	t.slots[e.slot] = nil
 	t.open--
+	t.leave(e)
+}
+
+// rekey moves e, neither idle nor carrying shares, to key (a rebind).
+func (t *table[C]) rekey(e *entry[C], key Key) {
+	t.leave(e)
+	e.key = key
+	t.join(e)
+}
+
+// join counts e in its key's group, which it makes if need be.
+func (t *table[C]) join(e *entry[C]) {
+	g := t.keys[e.key.Name]
+	if g == nil {
+		g = &keyConns[C]{}
+		t.keys[e.key.Name] = g
+	}
+	g.open++
+	e.group = g
+}
+
+// leave takes e out of its key's group, which goes once empty.
+func (t *table[C]) leave(e *entry[C]) {
+	if e.group.open--; e.group.open == 0 {
+		delete(t.keys, e.key.Name)
+	}
+	e.group = nil
 }
 
 func (t *table[C]) count(st entryState, d int) {
@@ -126,47 +171,51 @@ func (t *table[C]) count(st entryState, d int) {
 	}
 }
 
-func (t *table[C]) push(e *entry[C]) { t.stacks[e.key.Name] = append(t.stacks[e.key.Name], e) }
+func (t *table[C]) push(e *entry[C]) { e.group.idle = append(e.group.idle, e) }
 
 func (t *table[C]) unstack(e *entry[C]) {
-	stack := t.stacks[e.key.Name]
-	for i := len(stack) - 1; i >= 0; i-- {
-		if stack[i] == e {
-			stack = append(stack[:i], stack[i+1:]...)
+	g := e.group
+	for i := len(g.idle) - 1; i >= 0; i-- {
+		if g.idle[i] == e {
+			g.idle = append(g.idle[:i], g.idle[i+1:]...)
 			break
 		}
 	}
-	t.stacks[e.key.Name] = stack
 }
 
 // top returns the most recently parked idle entry of key, or nil.
 func (t *table[C]) top(key string) *entry[C] {
-	if stack := t.stacks[key]; len(stack) > 0 {
-		return stack[len(stack)-1]
+	if g := t.keys[key]; g != nil && len(g.idle) > 0 {
+		return g.idle[len(g.idle)-1]
 	}
 	return nil
+}
+
+// idleOf returns how many entries of key are idle.
+func (t *table[C]) idleOf(key string) int {
+	if g := t.keys[key]; g != nil {
+		return len(g.idle)
+	}
+	return 0
 }
 
 // oldestIdle returns the entry idle longest, whatever its key, or nil.
 func (t *table[C]) oldestIdle() *entry[C] {
 	var oldest *entry[C]
-	for _, stack := range t.stacks {
-		if len(stack) > 0 && (oldest == nil || stack[0].idleAt.Before(oldest.idleAt)) {
-			oldest = stack[0]
+	for _, g := range t.keys {
+		if len(g.idle) > 0 && (oldest == nil || g.idle[0].idleAt.Before(oldest.idleAt)) {
+			oldest = g.idle[0]
 		}
 	}
 	return oldest
 }
 
 // idleEntries returns a copy of every idle entry, for walks that change the
-// stacks, and drops the emptied stacks from the map.
+// stacks.
 func (t *table[C]) idleEntries() []*entry[C] {
 	out := make([]*entry[C], 0, t.idle)
-	for name, stack := range t.stacks {
-		if len(stack) == 0 {
-			delete(t.stacks, name)
-		}
-		out = append(out, stack...)
+	for _, g := range t.keys {
+		out = append(out, g.idle...)
 	}
 	return out
 }

@@ -24,7 +24,7 @@ func (s *supervisor[C]) refill() {
 		return
 	}
 	if k := s.cfg.defaultKey; k != nil && !s.rejected[k.Name] {
-		for len(s.conns.stacks[k.Name])+s.bgDialing < s.cfg.minIdle && s.canDial(false) {
+		for s.conns.idleOf(k.Name)+s.bgDialing < s.cfg.minIdle && s.canDial(false) {
 			s.dial(nil, *k, false)
 		}
 	}

@@ -203,7 +203,7 @@ func (s *supervisor[C]) onChecked(e *entry[C], w *waiter[C], kind checkKind, key
 		return
 	}
 	if kind == rebind {
-		e.key = key
+		s.conns.rekey(e, key)
 		delete(s.rejected, key.Name)
 	}
 	e.checked = s.now

@@ -97,8 +97,8 @@ const exploreEvery = 500 * time.Millisecond
 // the service pool as any read sent to the lane first.
 func (p *Pool) explore(now time.Time) bool {
 	on := p.lane.on.Load()
-	if on == 0 {
-		return false
+	if on == 0 || !p.health.answeredElsewhere(int(on-1)) {
+		return false // nothing to compare with yet: the pool's first reads go its strategy's way
 	}
 	t := sinceEpoch(now)
 	if last := p.health.activity[on-1].lastAnswer.Load(); last != 0 && t-last < int64(exploreEvery) {

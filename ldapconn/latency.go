@@ -69,6 +69,17 @@ func (h *health) slowerThan(i int, mine time.Duration, now time.Time) bool {
 	return false
 }
 
+// answeredElsewhere reports whether a server other than i has answered an
+// operation since the pool started.
+func (h *health) answeredElsewhere(i int) bool {
+	for j := range h.servers {
+		if j != i && h.activity[j].lastAnswer.Load() != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // markedSlow reports whether a search was moved off server i within slowFor
 // and another server, up and not marked, is there to go to.
 func (h *health) markedSlow(i int, now time.Time) bool {

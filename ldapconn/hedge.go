@@ -64,9 +64,9 @@ type hedgeLane struct {
 
 // drainOne reports whether this read, while reads go to the hedge lane
 // first, should go the service pool's way instead, because the service
-// pool holds connections to a server marked slow: the read passes over
-// them and closes them as their reads end (doOffSlow), so that the pool
-// dials elsewhere. One read at a time; end it with p.lane.draining.Store(false).
+// pool holds connections to a server marked slow: the one it lands on is
+// closed once its reads end, and the read goes to the lane from there
+// (doOffSlow), so that the pool dials elsewhere. One read at a time; end it with p.lane.draining.Store(false).
 // Without it a lane that never fills carries every read, the service pool
 // stays at the slow server, and its reads go there again once the mark
 // lapses.
@@ -328,9 +328,9 @@ var errSameServer = errors.New("ldapconn: the other copy of the read runs on thi
 // that nothing overtook), the read goes to the hedge lane first (the
 // service pool's connections are likely to be to that server) and is hedged
 // on the service pool; otherwise it goes to the service pool and is hedged
-// on the lane. A service connection to a server marked slow is passed over
-// and closed once its reads end, as many times as the pool has
-// connections, so that the pool dials elsewhere.
+// on the lane. A service connection to a server marked slow that a read
+// lands on is closed once its reads end, so that the pool dials elsewhere,
+// and the read goes to the lane from there (doOffSlow).
 func hedgedRead[T any](p *Pool, ctx context.Context, op func(*client) (T, error)) (T, error) {
 	p.noteHedgeable()
 	p.moves.earn()
@@ -354,6 +354,13 @@ func hedgedRead[T any](p *Pool, ctx context.Context, op func(*client) (T, error)
 		var err error
 		v, err = hedged(c, op, onLaneOrService[T](p, c.l.inner.Conn().server))
 		return err
+	}, func(c *client) (bool, error) {
+		lv, _, ran, err := onLane[T](p, c.l.inner.Conn().server)(ctx, op)
+		if ran && (decisive(err) || ctx.Err() != nil || timedOut(err)) {
+			v = lv
+			return true, err
+		}
+		return false, nil
 	})
 	return v, err
 }

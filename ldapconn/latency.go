@@ -10,8 +10,8 @@ import (
 // server that answers much more slowly than another that is up. Such a
 // server is "slow": it goes last in the dial order (servers.go, order). A
 // search stuck on it is moved (Pool.Search), which marks it slow for a
-// while, and Search then passes over its idle connections, so the next
-// lease dials the faster server.
+// while, and Search then closes the connections to it that it lands on
+// once their reads end (doOffSlow), so the pool dials the faster server.
 //
 // The verdict follows the moving average of each server's answer times
 // (stall.go, end) against the other servers', or a search moved off the
@@ -34,8 +34,8 @@ const (
 // slow reports whether server i is marked slow (a search was moved off it
 // lately, markSlow) while another server is there to go to, or answers much
 // more slowly than another server that is up and has answered recently. It
-// orders dials (servers.go); only the mark makes Pool.Search pass over a
-// server's idle connections. A server is never judged against its own past:
+// orders dials (servers.go); only the mark makes Pool.Search close the
+// connections to a server (doOffSlow). A server is never judged against its own past:
 // a workload that mixes cheap and costly searches would make a healthy
 // server look slow.
 func (h *health) slow(i int, now time.Time) bool {

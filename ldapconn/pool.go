@@ -430,29 +430,31 @@ func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.Searc
 		var err error
 		res, err = c.Search(req)
 		return err
-	})
+	}, nil)
 	return res, err
 }
 
-// doOffSlow runs read through Do on a service connection to a server that
-// is not marked slow: one to a server marked slow is passed over and closed
-// once its reads end, as many times as the pool has connections, so that
-// the pool dials elsewhere (the dial order puts the marked server last).
-// read never returns errMoved.
-func (p *Pool) doOffSlow(ctx context.Context, read func(*client) error) error {
-	for tries := 0; ; tries++ {
-		err := p.Do(ctx, func(c ldap.Client) error {
-			cl := c.(*client)
-			if tries <= p.cfg.maxSize && p.health.markedSlow(cl.l.inner.Conn().server, time.Now()) {
-				cl.l.inner.Taint(errMoved) // no new reads on it; closed when its reads end
-				return errMoved
+// doOffSlow runs read through Do. A service connection to a server marked
+// slow is tainted (no new reads on it; closed once its reads end, so that
+// the pool dials elsewhere: the dial order puts the marked server last), and
+// the read goes to elsewhere (the hedge lane) if it can run there, else runs
+// where it is. It never waits for another service connection: its caller
+// may hold the others (a Do around it, at a small WithMaxSize), which would
+// wait for ever. elsewhere reports whether it ran the read and settled it;
+// nil: no hedge lane.
+func (p *Pool) doOffSlow(ctx context.Context, read func(*client) error, elsewhere func(*client) (settled bool, err error)) error {
+	return p.Do(ctx, func(c ldap.Client) error {
+		cl := c.(*client)
+		if p.health.markedSlow(cl.l.inner.Conn().server, time.Now()) {
+			cl.l.inner.Taint(errMoved)
+			if elsewhere != nil {
+				if settled, err := elsewhere(cl); settled {
+					return err
+				}
 			}
-			return read(cl)
-		})
-		if !errors.Is(err, errMoved) {
-			return err
 		}
-	}
+		return read(cl)
+	})
 }
 
 // Compare runs one compare as the service identity through Do: it reports

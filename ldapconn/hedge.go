@@ -43,7 +43,7 @@ var errStandbyMisplaced = errors.New("ldapconn: the hedge lane's connection is t
 const standbyEvery = 4
 
 // hedgeLane is the pool's hedge lane; nil when there is none (one server,
-// WithMaxSize(1), WithNoPool, or WithHedging(false)).
+// a WithMaxSize below 3, WithNoPool, or WithHedging(false)).
 type hedgeLane struct {
 	pool *engine.Pool[*Conn]
 	slot int         // where its rows start in Stats: past every slot of the service pool
@@ -116,14 +116,16 @@ func (p *Pool) explore(now time.Time) bool {
 // soft limit count the lane's connection, WithMaxInFlight its reads. The
 // lane's rows in Stats start at slot. WithMaxIdle counts the lane's
 // connection, which stands by idle, too. No lane with one server,
-// WithHedging(false), a size of 1, fewer than 2 idle connections kept
+// WithHedging(false), a size below 3 (at 2 the lane would leave the
+// callers' own calls one connection, and a Search inside a Lease would
+// wait for it), fewer than 2 idle connections kept
 // (WithNoPool, WithMaxIdle(0) or (1)), WithMinIdle equal to the size or
 // one below WithMaxIdle (the service pool keeps one idle connection fewer,
 // and its minimum must stay below that: engine's validate), or fewer than 2
 // reads in flight allowed.
 func hedgeSplit(cfg config, servers int, mainOpts []engine.Option) (split, laneOpts []engine.Option, slot int, ok bool) {
 	sz := engine.ResolveSizes(mainOpts...)
-	if !cfg.hedging || servers < 2 || sz.MaxSize < 2 || (sz.MaxIdle >= 0 && sz.MaxIdle < 2) || sz.MinIdle >= sz.MaxSize ||
+	if !cfg.hedging || servers < 2 || sz.MaxSize < 3 || (sz.MaxIdle >= 0 && sz.MaxIdle < 2) || sz.MinIdle >= sz.MaxSize ||
 		(sz.MaxIdle >= 0 && sz.MinIdle > 0 && sz.MinIdle >= sz.MaxIdle-1) ||
 		(sz.MaxInFlight > 0 && sz.MaxInFlight < 2) {
 		return nil, nil, 0, false

@@ -147,7 +147,7 @@ func TestAReadPastTheStallTimeIsHedgedWithoutBudget(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer secondary.Close()
-	p, err := NewPool(primary.URL()+","+secondary.URL(), WithBind(ldaptest.AdminDN, ldaptest.AdminPassword), WithMaxSize(2))
+	p, err := NewPool(primary.URL()+","+secondary.URL(), WithBind(ldaptest.AdminDN, ldaptest.AdminPassword), WithMaxSize(3))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -212,11 +212,21 @@ func TestNestingAtSizesOneAndTwoDoesNotDeadlock(t *testing.T) {
 // only connection), so this test only asks that the wait end with the
 // caller's deadline, an error that says so, and the pool usable afterwards;
 // at WithMaxSize(2) the Search must succeed.
+//
+// With two servers as with one: the hedge lane, which keeps one of the
+// WithMaxSize connections to the second server, is not there at size 2.
 func TestSearchInsideTheOnlyLeaseWaitsForTheDeadline(t *testing.T) {
-	for _, size := range []int{1, 2} {
-		t.Run(fmt.Sprint("WithMaxSize(", size, ")"), func(t *testing.T) {
-			srv := embedded(t)
-			p := newPool(t, srv.URL(), admin, ldapconn.WithMaxSize(size), quiet)
+	for _, c := range []struct {
+		size    int
+		servers int
+	}{{1, 1}, {2, 1}, {1, 2}, {2, 2}} {
+		size := c.size
+		t.Run(fmt.Sprint("WithMaxSize(", size, "), ", c.servers, " servers"), func(t *testing.T) {
+			url := embedded(t).URL()
+			if c.servers == 2 {
+				url += "," + embedded(t).URL()
+			}
+			p := newPool(t, url, admin, ldapconn.WithMaxSize(size), quiet)
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
 			l, err := p.Lease(ctx)

@@ -230,7 +230,7 @@ func WithMaxIdle(n int) Option { return engineOption(engine.WithMaxIdle(n)) }
 // then kept open to another server (under Failover, one other than the
 // server the pool serves from) to carry the hedges, a row of Stats; a soft
 // limit and WithMaxInFlight count it too. There is no hedge lane, and so
-// no hedging, with one server, a size of 1, WithNoPool or WithMaxIdle(0),
+// no hedging, with one server, a size below 3, WithNoPool or WithMaxIdle(0),
 // WithMinIdle equal to the size or one below WithMaxIdle, or
 // WithMaxInFlight(1).
 //

@@ -394,7 +394,7 @@ func (p *Pool) downAtDeadline(err error) error {
 // to that server after it overtook, mark it slow (ServerStatus.Slow): new
 // searches go to the hedge lane, and the pool's connections to it are
 // closed as their searches end, so that it dials elsewhere. Without a hedge
-// lane (WithHedging(false), WithMaxSize(1)), a search that waits 4x what
+// lane (WithHedging(false), a WithMaxSize below 3), a search that waits 4x what
 // its server usually takes, and 2 ms more, is abandoned there and run again
 // on a connection to a faster server.
 func (p *Pool) Search(ctx context.Context, req *ldap.SearchRequest) (*ldap.SearchResult, error) {

@@ -378,7 +378,13 @@ func hedged[T any](c *client, op func(*client) (T, error), hedge copyOf[T]) (T, 
 	h := p.health
 	after := h.hedgeAfter(server)
 	if after <= 0 {
-		return op(c)
+		// Nothing known of the server yet (a read explored there, or the
+		// pool's first reads): the longest hedge delay of the others, so
+		// that a server frozen from the start costs the read that finds
+		// it no more than a read elsewhere would wait.
+		if after = h.longestHedgeAfter(); after <= 0 {
+			return op(c)
+		}
 	}
 	ctx := c.context()
 	started := time.Now()

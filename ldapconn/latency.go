@@ -224,6 +224,16 @@ func (h *health) hedgeAfter(i int) time.Duration {
 	return max(2*base, base+3*hedgeMargin)
 }
 
+// longestHedgeAfter returns the longest hedge delay of the servers with
+// one (hedgeAfter), 0 if none has.
+func (h *health) longestHedgeAfter() time.Duration {
+	var longest time.Duration
+	for i := range h.servers {
+		longest = max(longest, h.hedgeAfter(i))
+	}
+	return longest
+}
+
 // hedgeMargin is the least a read waits past what its server usually takes
 // before it is hedged: a Go timer on a busy VM fires a millisecond late, and
 // a LAN's answers vary by about as much.

@@ -48,26 +48,36 @@ func (h *health) slow(i int, now time.Time) bool {
 // average of its last answers: one marked slow is no yardstick.)
 func (h *health) slowerThanAnother(i int, now time.Time) bool {
 	mine, ok := h.recentLatency(i, now)
-	return ok && h.slowerThan(i, mine, now)
+	return ok && h.slowerThan(i, mine, slowMargin, now)
 }
 
-// slowerThan reports whether mine, an answer time of server i, is much
-// longer than the moving average of another server that is up, has
-// answered recently and is not marked slow.
-func (h *health) slowerThan(i int, mine time.Duration, now time.Time) bool {
-	if mine < slowMargin {
+// slowerThan reports whether mine, an answer time of server i, is
+// slowRatio times the moving average of another server that is up, has
+// answered recently and is not marked slow, and margin more.
+func (h *health) slowerThan(i int, mine, margin time.Duration, now time.Time) bool {
+	if mine < margin {
 		return false
 	}
 	for j := range h.servers {
 		if j == i || h.isDown(j, now) || sinceEpoch(now) < h.activity[j].slowUntil.Load() {
 			continue
 		}
-		if theirs, ok := h.recentLatency(j, now); ok && mine > slowRatio*theirs && mine-theirs > slowMargin {
+		if theirs, ok := h.recentLatency(j, now); ok && mine > slowRatio*theirs && mine-theirs > margin {
 			return true
 		}
 	}
 	return false
 }
+
+// markMargin is how much longer than another server's a server's answers
+// must take, besides slowRatio times, for its averages alone to mark it
+// slow (health.end). Far more than slowMargin, which only orders dials:
+// the other server's answer times come from the few reads explored or
+// hedged there, one at a time, while this one's come under the pool's
+// load. On a LAN a busy server's answers take a few milliseconds more than
+// an idle one's, which is no reason to move every connection off it; a
+// replica behind a WAN link, or slowed 20 times, is 10 ms behind and more.
+const markMargin = 10 * time.Millisecond
 
 // answeredElsewhere reports whether a server other than i has answered an
 // operation since the pool started.
@@ -97,6 +107,7 @@ func (h *health) recentLatency(i int, now time.Time) (time.Duration, bool) {
 	if sinceEpoch(now)-last > int64(slowForgetAfter) {
 		a.latency.Store(0)
 		a.baseline.Store(0)
+		a.floor.Store(0)
 		return 0, false
 	}
 	l := time.Duration(a.latency.Load())

@@ -234,9 +234,11 @@ func WithMaxIdle(n int) Option { return engineOption(engine.WithMaxIdle(n)) }
 // WithMinIdle equal to the size or one below WithMaxIdle, or
 // WithMaxInFlight(1).
 //
-// With hedging on, the pool also leaves a server whose answers take 4 times
-// another's (2 ms more at least), as OpenLDAP's load balancer picks the
-// better of two servers by recent latency, even the first under Failover:
+// With hedging on, the pool also leaves a server whose fastest recent
+// answers take 4 times another's and 10 ms more, as OpenLDAP's load
+// balancer picks the better of two servers by recent latency, even the
+// first under Failover (a server that is only busy, whose fastest answers
+// stay fast, is not left):
 // one read in each 500 ms that the hedge lane's server answers nothing goes
 // there first, so that both servers' answer times are known.
 // WithHedging(false) keeps every connection on the servers the strategy

@@ -53,6 +53,7 @@ type activity struct {
 	// hedge lane first until then (latency.go, hedgeWon).
 	suspectUntil atomic.Int64
 	baseline     atomic.Int64  // nanoseconds: a slower moving average (1/64 weight), what the server usually takes (latency.go)
+	floor        atomic.Int64  // nanoseconds: its fastest recent answers (lowFloor)
 	tail         tailWindow    // the 99th percentile of its recent answer times (tail.go)
 	hedged       atomic.Uint64 // reads on it hedged to another server (hedge.go)
 	hedgesLost   atomic.Uint64 // of which the other server answered first
@@ -105,26 +106,40 @@ func (h *health) end(i int, start time.Time, answered bool) {
 			a.tail.add(time.Duration(took))
 			// Latency-aware choice, as OpenLDAP's load balancer picks the
 			// better of two servers by recent latency: a server whose
-			// average answer time is much longer than another's is marked
-			// slow, so new work goes to the faster one, and stays marked
-			// while each of its answers says so too. This moves the pool
-			// off a server slow from the start, whose reads take what it
-			// usually takes and so are never hedged (Pool.explore learns
-			// the other's). An answer that does not say so is believed at
-			// once: a server the pool moved off answers few reads
-			// (explored, hedged), and an average of them would take many
-			// to show that it recovered; one still slow is marked again
-			// within a few answers.
-			if h.slowerThanAnother(i, now) {
-				if h.slowerThan(i, time.Duration(took), now) {
-					h.markSlow(i, now)
-				} else {
-					a.latency.Store(took)
-				}
+			// fastest recent answers (floor) take 4 times another's
+			// average, and 10 ms more (markMargin), is marked slow, so new
+			// work goes to the faster one; this moves the pool off a
+			// server slow from the start, whose reads take what it usually
+			// takes and so are never hedged (Pool.explore learns the
+			// other's). Its fastest answers, not its average: the other's
+			// come from reads explored or hedged there one at a time,
+			// this one's under the pool's load, and a busy server's average
+			// is far above its floor where a slow replica's is not. An
+			// answer from a server whose average says slow while the
+			// answer does not is believed at once: a server the pool moved
+			// off answers few reads, and an average of them would take
+			// many to show that it recovered.
+			lowFloor(&a.floor, took)
+			switch {
+			case h.slowerThan(i, time.Duration(a.floor.Load()), markMargin, now):
+				h.markSlow(i, now)
+			case h.slowerThanAnother(i, now) && !h.slowerThan(i, time.Duration(took), slowMargin, now):
+				a.latency.Store(took)
 			}
 		}
 	}
 	a.inflight.Add(-1)
+}
+
+// lowFloor follows the fastest of a server's answer times: down at once to
+// an answer faster than it, up by a 64th of the way to a slower one. Under
+// a steady spread of answer times it sits near their low end.
+func lowFloor(floor *atomic.Int64, took int64) {
+	if f := floor.Load(); f == 0 || took < f {
+		floor.Store(took)
+		return
+	}
+	average(floor, took, 64)
 }
 
 // answered reports whether an operation's outcome came from the server: a

@@ -44,9 +44,6 @@ func newTable[C any]() table[C] {
 	return table[C]{keys: make(map[string]*keyConns[C])}
 }
 
-// group returns key's group, or nil if no entry of key is open.
-func (t *table[C]) group(key string) *keyConns[C] { return t.keys[key] }
-
 // add gives e a slot, in state st.
 func (t *table[C]) add(e *entry[C], st entryState) {
 	e.slot = -1

@@ -177,7 +177,8 @@ func WithPoolOptions(opts ...engine.Option) Option {
 // WithMaxSize sets how many connections the service pool holds open at most,
 // counting those being dialed and those whose close has not returned. It is a
 // hard maximum at the server, under churn and failover alike. Default 10.
-// With more than one server, one of the n is the hedge lane's (WithHedging).
+// With more than one server and n of 3 or more, one of the n is the hedge
+// lane's (WithHedging).
 // Beside it the bind lane holds WithAuthPool connections, and while a
 // server is suspected of having stalled (an operation timed out, or nothing
 // answered) one probe connection to it decides whether it is slow or dead.

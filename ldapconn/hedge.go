@@ -66,10 +66,10 @@ type hedgeLane struct {
 // first, should go the service pool's way instead, because the service
 // pool holds connections to a server marked slow: the one it lands on is
 // closed once its reads end, and the read goes to the lane from there
-// (doOffSlow), so that the pool dials elsewhere. One read at a time; end it with p.lane.draining.Store(false).
-// Without it a lane that never fills carries every read, the service pool
-// stays at the slow server, and its reads go there again once the mark
-// lapses.
+// (doOffSlow), so that the pool dials elsewhere. One read at a time: the
+// caller ends it with p.lane.draining.Store(false). Without it a lane that
+// never fills carries every read, the service pool stays at the slow
+// server, and its reads go there again once the mark lapses.
 func (p *Pool) drainOne(now time.Time) bool {
 	h, lane := p.health, int(p.lane.on.Load()-1)
 	for i := range h.servers {

@@ -69,8 +69,8 @@ func (h *health) slowerThan(i int, mine, margin time.Duration, now time.Time) bo
 	return false
 }
 
-// markMargin is how much longer than another server's a server's answers
-// must take, besides slowRatio times, for its averages alone to mark it
+// markMargin is how much longer than another server's average a server's
+// fastest recent answers must take, besides slowRatio times, to mark it
 // slow (health.end). Far more than slowMargin, which only orders dials:
 // the other server's answer times come from the few reads explored or
 // hedged there, one at a time, while this one's come under the pool's

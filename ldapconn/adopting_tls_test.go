@@ -28,4 +28,14 @@ func TestAdoptingLDAPSToAPlainPortSaysSo(t *testing.T) {
 			t.Errorf("the error does not say %q: %v", want, err)
 		}
 	}
+
+	// At default options it says so within 1.5 s: a server that ends the
+	// TLS handshake twice in a row without a TLS answer is not waited for
+	// as a restarting one would be (that took 2-3.6 s, the restart grace).
+	q := newPool(t, url, admin, quiet)
+	start := time.Now()
+	_, err = q.Search(ctx, searchUID("user1"))
+	if took := time.Since(start); !errors.Is(err, ldapconn.ErrServerDown) || took > 1500*time.Millisecond {
+		t.Fatalf("Search over ldaps:// to a plain port at default options = %v after %v; want ErrServerDown within 1.5 s", err, took)
+	}
 }

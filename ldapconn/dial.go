@@ -154,6 +154,14 @@ func droppedAfterAccept(err error) bool {
 	return IsBroken(err) && !timedOut(err) && !errors.Is(err, context.DeadlineExceeded)
 }
 
+// errNoTLSAnswer marks a dial whose TLS handshake the server ended without
+// a TLS answer (notTLSHint). It prints nothing of its own.
+var errNoTLSAnswer = noTLSAnswer{}
+
+type noTLSAnswer struct{}
+
+func (noTLSAnswer) Error() string { return "" }
+
 // notTLSHint explains a TLS handshake that the server ended without a TLS
 // answer (it closed or reset the connection, or sent something that is not
 // TLS): most often an ldaps:// URI to a port that speaks plain LDAP.
@@ -181,7 +189,10 @@ func (c *connector) dial(ctx context.Context, i int, who identity) (*Conn, error
 		cancel()
 		if err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("TLS handshake: %w%s", err, notTLSHint(err))
+			if hint := notTLSHint(err); hint != "" {
+				return nil, fmt.Errorf("TLS handshake: %w%s%w", err, hint, errNoTLSAnswer)
+			}
+			return nil, fmt.Errorf("TLS handshake: %w", err)
 		}
 		nc = tc
 	}

@@ -238,8 +238,8 @@ func WithMaxIdle(n int) Option { return engineOption(engine.WithMaxIdle(n)) }
 // With hedging on, the pool also leaves a server whose fastest recent
 // answers take 4 times another's and 10 ms more, as OpenLDAP's load
 // balancer picks the better of two servers by recent latency, even the
-// first under Failover (a server that is only busy, whose fastest answers
-// stay fast, is not left):
+// first under Failover (its fastest answers: a busy server's average is far
+// above them, a slow one's is not):
 // one read in each 500 ms that the hedge lane's server answers nothing goes
 // there first, so that both servers' answer times are known.
 // WithHedging(false) keeps every connection on the servers the strategy

@@ -327,11 +327,22 @@ func restarting(err error) bool {
 // leaseThroughRestart is leaseAs for Do: while every server refuses, it waits
 // for the first one's next attempt and asks again, for up to restartGrace
 // and within ctx.
+//
+// A server that ends the TLS handshake without a TLS answer twice in a row
+// is not waited for longer: a restarting one soon refuses connections
+// instead, and one that keeps doing it is most likely a plain LDAP port
+// behind an ldaps:// URI, which waiting does not mend.
 func (p *Pool) leaseThroughRestart(ctx context.Context, key engine.Key, fresh, share bool) (*Lease, error) {
 	start := time.Now()
+	noTLS := 0
 	for {
 		l, err := p.lease(ctx, key, engine.Request{Fresh: fresh, Share: share, Scoped: true})
 		if err == nil || !restarting(err) || ctx.Err() != nil || time.Since(start) >= restartGrace {
+			return l, err
+		}
+		if noTLS = noTLS + 1; !errors.Is(err, errNoTLSAnswer) {
+			noTLS = 0
+		} else if noTLS >= 2 {
 			return l, err
 		}
 		_, at := p.health.soonest()

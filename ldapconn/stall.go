@@ -106,7 +106,7 @@ func (h *health) end(i int, start time.Time, answered bool) {
 			a.tail.add(time.Duration(took))
 			// Latency-aware choice, as OpenLDAP's load balancer picks the
 			// better of two servers by recent latency: a server whose
-			// fastest recent answers (floor) take 4 times another's
+			// fastest recent answers (lowFloor) take 4 times another's
 			// average, and 10 ms more (markMargin), is marked slow, so new
 			// work goes to the faster one; this moves the pool off a
 			// server slow from the start, whose reads take what it usually
@@ -132,14 +132,17 @@ func (h *health) end(i int, start time.Time, answered bool) {
 }
 
 // lowFloor follows the fastest of a server's answer times: down at once to
-// an answer faster than it, up by a 64th of the way to a slower one. Under
-// a steady spread of answer times it sits near their low end.
+// an answer faster than it, up by a 256th of the way to a slower one. Under
+// a steady spread of answer times it sits near their low end: a busy
+// server's answers running from 3 to 40 ms in turn keep it under 6 ms (a
+// 64th let it climb to 14). A server slow from its first answer starts
+// there.
 func lowFloor(floor *atomic.Int64, took int64) {
 	if f := floor.Load(); f == 0 || took < f {
 		floor.Store(took)
 		return
 	}
-	average(floor, took, 64)
+	average(floor, took, 256)
 }
 
 // answered reports whether an operation's outcome came from the server: a

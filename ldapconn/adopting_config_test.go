@@ -76,7 +76,13 @@ func TestAdoptingMinIdleAboveMaxIdleIsRefused(t *testing.T) {
 // service pool keeps one idle connection fewer: WithMinIdle(2) with
 // WithMaxIdle(3), a setting NewPool accepts, left the service pool a minimum
 // equal to its own idle bound, and it dialed and closed a connection for
-// about every other search. The pool must keep them warm with a few dials.
+// about every other search (about 50 dials and closes in 100 searches).
+// The pool must keep them warm with a few dials. A few more are allowed: on
+// a loaded machine (the race detector, other packages' tests beside it) one
+// search may take 4 times what the primary usually takes, and with no hedge
+// lane (this setting keeps none) it is moved and the primary left for 5 s,
+// its 3 connections closed and 3 dialed to the secondary; at 68e5d59 that
+// happened in 8 of 20 runs under a CPU hog, today in 1 of 20.
 func TestAdoptingMinIdleOneBelowMaxIdleWithTwoServersDoesNotChurn(t *testing.T) {
 	a, b := embedded(t), embedded(t)
 	p := newPool(t, a.URL()+","+b.URL(), admin, quiet, ldapconn.WithMinIdle(2), ldapconn.WithMaxIdle(3))
@@ -86,7 +92,7 @@ func TestAdoptingMinIdleOneBelowMaxIdleWithTwoServersDoesNotChurn(t *testing.T) 
 			t.Fatalf("Search: %v", err)
 		}
 	}
-	if s := p.Stats(); s.Dials > 5 || s.Closed > 2 || s.Idle < 2 {
+	if s := p.Stats(); s.Dials > 10 || s.Closed > 6 || s.Idle < 2 {
 		t.Errorf("WithMinIdle(2), WithMaxIdle(3) over two servers, 100 searches one after another: %d dials, %d closed, %d idle; want 2 or more kept warm with a few dials\n%s",
 			s.Dials, s.Closed, s.Idle, p)
 	}
